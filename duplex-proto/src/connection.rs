@@ -1,0 +1,611 @@
+//! The per-connection state machine.
+//!
+//! A [`Connection`] owns everything RFC 6455 says about an open connection:
+//! it parses frames out of the bytes it is given, reassembles fragmented
+//! messages, validates UTF-8 as it arrives, answers pings and closes, and
+//! encodes outgoing messages into bytes. It never touches a socket.
+//!
+//! Reading: put received bytes in with [`Connection::receive`] (or read
+//! straight into [`Connection::input_buffer`]), then call
+//! [`Connection::next_message`] until it returns `Ok(None)`.
+//!
+//! Writing: [`Connection::send`] and [`Connection::close`] queue frames;
+//! write out [`Connection::output`] (a [`bytes::Buf`]) and advance it by what
+//! was written.
+//!
+//! On a protocol error, `next_message` returns the error and has already
+//! queued a close frame with the matching code; the caller flushes the
+//! output and closes the transport.
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::close::{CloseCode, CloseFrame};
+use crate::config::Config;
+use crate::error::{ProtocolError, SendError};
+use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::mask::apply_mask;
+use crate::message::{Message, Utf8Bytes};
+use crate::output::OutputQueue;
+use crate::utf8::Utf8Validator;
+
+/// Which end of the connection this is; it decides the masking rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Accepted the connection: expects masked frames, sends unmasked ones.
+    Server,
+    /// Opened the connection: sends masked frames, expects unmasked ones.
+    Client,
+}
+
+/// The header of the frame being received, while its payload arrives.
+#[derive(Debug)]
+struct IncomingFrame {
+    header: FrameHeader,
+    len: usize,
+    /// How much of the payload is already unmasked (and, for uncompressed
+    /// text, validated).
+    seen: usize,
+    /// Whether to validate the payload as UTF-8 while it arrives.
+    validate_text: bool,
+}
+
+/// A fragmented message being reassembled.
+#[derive(Debug)]
+struct IncomingMessage {
+    text: bool,
+    compressed: bool,
+    data: BytesMut,
+}
+
+/// What one parsing step produced.
+enum Step {
+    NeedMore,
+    Continue,
+    Message(Message),
+}
+
+/// Where the buffers go back to after a large message, so idle connections
+/// stay small.
+const IDLE_BUFFER_LIMIT: usize = 64 * 1024;
+
+/// How many masking keys are drawn from the OS at once (one syscall per
+/// this many client frames instead of one per frame).
+const MASK_POOL_KEYS: usize = 64;
+
+/// One WebSocket connection's protocol state, sans IO.
+pub struct Connection {
+    role: Role,
+    config: Config,
+    input: BytesMut,
+    frame: Option<IncomingFrame>,
+    message: Option<IncomingMessage>,
+    utf8: Utf8Validator,
+    output: OutputQueue,
+    close_sent: bool,
+    close_received: bool,
+    failed: bool,
+    /// The close frame the peer sent, if any.
+    peer_close: Option<CloseFrame>,
+    mask_pool: Box<[u8]>,
+    mask_pos: usize,
+    #[cfg(feature = "deflate")]
+    deflate: Option<Box<crate::deflate::PerMessageDeflate>>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("role", &self.role)
+            .field("close_sent", &self.close_sent)
+            .field("close_received", &self.close_received)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connection {
+    /// A connection in the open state (the handshake is done), with no
+    /// extension.
+    pub fn new(role: Role, config: Config) -> Connection {
+        Connection {
+            role,
+            config,
+            input: BytesMut::new(),
+            frame: None,
+            message: None,
+            utf8: Utf8Validator::default(),
+            output: OutputQueue::default(),
+            close_sent: false,
+            close_received: false,
+            failed: false,
+            peer_close: None,
+            mask_pool: Box::default(),
+            mask_pos: 0,
+            #[cfg(feature = "deflate")]
+            deflate: None,
+        }
+    }
+
+    /// Turns on `permessage-deflate` with the parameters the handshake
+    /// agreed on (and the compression settings of `config.deflate`).
+    #[cfg(feature = "deflate")]
+    pub fn enable_deflate(&mut self, params: crate::deflate::DeflateParams) {
+        use crate::deflate::{DeflateConfig, DeflateRole, PerMessageDeflate};
+        let role = match self.role {
+            Role::Server => DeflateRole::Server,
+            Role::Client => DeflateRole::Client,
+        };
+        let settings = self.config.deflate.clone().unwrap_or_else(DeflateConfig::default);
+        self.deflate = Some(Box::new(PerMessageDeflate::new(role, params, &settings)));
+    }
+
+    /// Whether `permessage-deflate` is on.
+    pub fn is_compressed(&self) -> bool {
+        #[cfg(feature = "deflate")]
+        return self.deflate.is_some();
+        #[cfg(not(feature = "deflate"))]
+        false
+    }
+
+    /// This end's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Hands received bytes to the engine (copies them; to avoid the copy,
+    /// read into [`Connection::input_buffer`] instead).
+    pub fn receive(&mut self, data: &[u8]) {
+        self.input.extend_from_slice(data);
+    }
+
+    /// The buffer received bytes go into. Append to it (e.g. with
+    /// `AsyncReadExt::read_buf`), then call [`Connection::next_message`].
+    pub fn input_buffer(&mut self) -> &mut BytesMut {
+        &mut self.input
+    }
+
+    /// The bytes waiting to be written. Write them and call
+    /// [`Buf::advance`] with how many were written.
+    pub fn output(&mut self) -> &mut OutputQueue {
+        &mut self.output
+    }
+
+    /// Whether anything is waiting to be written.
+    pub fn has_output(&self) -> bool {
+        !self.output.is_empty()
+    }
+
+    /// Takes everything waiting to be written, as one vector (convenient in
+    /// tests; the I/O layer uses [`Connection::output`]).
+    pub fn take_output(&mut self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.output.remaining());
+        while self.output.has_remaining() {
+            let chunk = self.output.chunk();
+            out.extend_from_slice(chunk);
+            let n = chunk.len();
+            self.output.advance(n);
+        }
+        out
+    }
+
+    /// Whether we have sent a close frame.
+    pub fn close_sent(&self) -> bool {
+        self.close_sent
+    }
+
+    /// Whether the peer's close frame has arrived.
+    pub fn close_received(&self) -> bool {
+        self.close_received
+    }
+
+    /// The peer's close frame, once received (`None` also when it had no
+    /// status code).
+    pub fn peer_close_frame(&self) -> Option<&CloseFrame> {
+        self.peer_close.as_ref()
+    }
+
+    /// Whether the connection failed with a protocol error.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Whether nothing more will be read: the close handshake is complete
+    /// or the connection failed. Once the output is flushed, the server
+    /// closes the transport (RFC 6455 §7.1.1); a client waits a moment for
+    /// the server to do so.
+    pub fn is_closed(&self) -> bool {
+        self.failed || (self.close_sent && self.close_received)
+    }
+
+    /// Gives back memory that a large message made the buffers grow to,
+    /// once they are empty. Cheap to call after every batch.
+    pub fn shrink_buffers(&mut self) {
+        if self.input.is_empty() && self.input.capacity() > IDLE_BUFFER_LIMIT {
+            self.input = BytesMut::new();
+        }
+        self.output.shrink(IDLE_BUFFER_LIMIT);
+    }
+
+    /// Parses the next message out of the received bytes.
+    ///
+    /// `Ok(None)` means more bytes are needed (or nothing more will be
+    /// read, see [`Connection::is_closed`]). Pings, pongs and the close
+    /// frame are returned too; the engine has already queued their answers.
+    pub fn next_message(&mut self) -> Result<Option<Message>, ProtocolError> {
+        loop {
+            if self.failed || self.close_received {
+                return Ok(None);
+            }
+            match self.step() {
+                Ok(Step::NeedMore) => return Ok(None),
+                Ok(Step::Continue) => continue,
+                Ok(Step::Message(message)) => return Ok(Some(message)),
+                Err(error) => {
+                    self.fail(&error);
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// Fails the connection: queue a close frame with the error's code
+    /// (unless one was sent already) and stop reading.
+    fn fail(&mut self, error: &ProtocolError) {
+        self.failed = true;
+        self.frame = None;
+        self.message = None;
+        self.input.clear();
+        if !self.close_sent {
+            let frame = CloseFrame::new(error.close_code(), error.to_string());
+            self.queue_close(Some(&frame));
+        }
+    }
+
+    fn step(&mut self) -> Result<Step, ProtocolError> {
+        if self.frame.is_none() {
+            let Some((header, header_len)) = FrameHeader::parse(&self.input)? else {
+                return Ok(Step::NeedMore);
+            };
+            let frame = self.check_header(header)?;
+            self.input.advance(header_len);
+            self.frame = Some(frame);
+        }
+        let Some(frame) = self.frame.as_mut() else {
+            return Ok(Step::NeedMore);
+        };
+        // Unmask (and for text, validate) whatever part of the payload has
+        // arrived, so invalid text fails as soon as it is seen.
+        let available = frame.len.min(self.input.len());
+        if available > frame.seen {
+            let fresh = &mut self.input[frame.seen..available];
+            if let Some(key) = frame.header.mask {
+                apply_mask(fresh, key, frame.seen);
+            }
+            if frame.validate_text && self.utf8.feed(fresh).is_err() {
+                return Err(ProtocolError::InvalidUtf8);
+            }
+            frame.seen = available;
+        }
+        if available < frame.len {
+            // Make room for the rest without over-reserving what a length
+            // field merely claims: grow with what actually arrives.
+            return Ok(Step::NeedMore);
+        }
+        let header = frame.header;
+        let payload = self.input.split_to(frame.len).freeze();
+        self.frame = None;
+        if header.opcode.is_control() {
+            self.on_control(header.opcode, payload)
+        } else {
+            self.on_data(header, payload)
+        }
+    }
+
+    /// Checks a header against the connection's state before its payload
+    /// is read (RFC 6455 §5.1-§5.5, and the size limits).
+    fn check_header(&self, header: FrameHeader) -> Result<IncomingFrame, ProtocolError> {
+        if header.rsv2 || header.rsv3 {
+            return Err(ProtocolError::ReservedBits);
+        }
+        if header.rsv1
+            && !(self.is_compressed() && matches!(header.opcode, OpCode::Text | OpCode::Binary))
+        {
+            return Err(ProtocolError::ReservedBits);
+        }
+        match (self.role, header.mask.is_some()) {
+            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
+            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
+            _ => {}
+        }
+        if header.opcode.is_control() {
+            if header.payload_len > 125 {
+                return Err(ProtocolError::ControlFrameTooLong);
+            }
+            if !header.fin {
+                return Err(ProtocolError::FragmentedControlFrame);
+            }
+        } else {
+            match (header.opcode, &self.message) {
+                (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
+                (OpCode::Text | OpCode::Binary, Some(_)) => {
+                    return Err(ProtocolError::ExpectedContinuation)
+                }
+                _ => {}
+            }
+        }
+        let max_frame = self.config.max_frame_size;
+        if header.payload_len > max_frame as u64 {
+            return Err(ProtocolError::FrameTooBig {
+                len: header.payload_len,
+                max: max_frame,
+            });
+        }
+        let len = header.payload_len as usize;
+        let (text, compressed, so_far) = match (&self.message, header.opcode) {
+            (Some(m), OpCode::Continuation) => (m.text, m.compressed, m.data.len()),
+            (_, opcode) => (opcode == OpCode::Text, header.rsv1, 0),
+        };
+        // Compressed payloads are checked after inflating.
+        if !header.opcode.is_control()
+            && !compressed
+            && so_far.saturating_add(len) > self.config.max_message_size
+        {
+            return Err(ProtocolError::MessageTooBig {
+                max: self.config.max_message_size,
+            });
+        }
+        Ok(IncomingFrame {
+            header,
+            len,
+            seen: 0,
+            validate_text: text && !compressed && !header.opcode.is_control(),
+        })
+    }
+
+    fn on_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<Step, ProtocolError> {
+        match opcode {
+            OpCode::Ping => {
+                if self.config.auto_pong && !self.close_sent {
+                    self.queue_frame(OpCode::Pong, true, false, &payload);
+                }
+                Ok(Step::Message(Message::Ping(payload)))
+            }
+            OpCode::Pong => Ok(Step::Message(Message::Pong(payload))),
+            _ => {
+                let frame = CloseFrame::parse(&payload)?;
+                self.close_received = true;
+                self.frame = None;
+                self.message = None;
+                self.input.clear();
+                if !self.close_sent {
+                    // Echo the status code (RFC 6455 §5.5.1).
+                    let echo = frame.as_ref().map(|f| CloseFrame::new(f.code, ""));
+                    self.queue_close(echo.as_ref());
+                }
+                self.peer_close = frame.clone();
+                Ok(Step::Message(Message::Close(frame)))
+            }
+        }
+    }
+
+    fn on_data(&mut self, header: FrameHeader, payload: Bytes) -> Result<Step, ProtocolError> {
+        let mut message = match self.message.take() {
+            Some(message) => message,
+            None if header.fin && !header.rsv1 => {
+                // The common case: a whole uncompressed message in one frame,
+                // handed out without copying.
+                return self.finish(header.opcode == OpCode::Text, payload);
+            }
+            None => IncomingMessage {
+                text: header.opcode == OpCode::Text,
+                compressed: header.rsv1,
+                data: BytesMut::new(),
+            },
+        };
+        if message.compressed {
+            self.inflate(&mut message, &payload, header.fin)?;
+        } else {
+            message.data.extend_from_slice(&payload);
+        }
+        if header.fin {
+            let data = std::mem::take(&mut message.data).freeze();
+            self.finish(message.text, data)
+        } else {
+            self.message = Some(message);
+            Ok(Step::Continue)
+        }
+    }
+
+    #[cfg(feature = "deflate")]
+    fn inflate(
+        &mut self,
+        message: &mut IncomingMessage,
+        payload: &[u8],
+        fin: bool,
+    ) -> Result<(), ProtocolError> {
+        use crate::deflate::DeflateError;
+        let Some(deflate) = self.deflate.as_mut() else {
+            return Err(ProtocolError::ReservedBits);
+        };
+        let before = message.data.len();
+        let limit = self.config.max_message_size;
+        deflate
+            .decompress(payload, fin, &mut message.data, limit)
+            .map_err(|e| match e {
+                DeflateError::TooBig => ProtocolError::MessageTooBig { max: limit },
+                DeflateError::Corrupt(why) => ProtocolError::CompressionError(why),
+            })?;
+        if message.text && self.utf8.feed(&message.data[before..]).is_err() {
+            return Err(ProtocolError::InvalidUtf8);
+        }
+        Ok(())
+    }
+
+    #[cfg(not(feature = "deflate"))]
+    fn inflate(&mut self, _: &mut IncomingMessage, _: &[u8], _: bool) -> Result<(), ProtocolError> {
+        Err(ProtocolError::ReservedBits)
+    }
+
+    fn finish(&mut self, text: bool, data: Bytes) -> Result<Step, ProtocolError> {
+        if !text {
+            return Ok(Step::Message(Message::Binary(data)));
+        }
+        let complete = self.utf8.is_complete();
+        self.utf8.reset();
+        if !complete {
+            return Err(ProtocolError::InvalidUtf8);
+        }
+        Ok(Step::Message(Message::Text(Utf8Bytes::from_validated(data))))
+    }
+
+    /// Queues a message. Text and binary messages are compressed when
+    /// `permessage-deflate` is on (and they are large enough), and split
+    /// into frames of `config.max_send_frame_size` if set. A close message
+    /// starts the close handshake, like [`Connection::close`].
+    pub fn send(&mut self, message: Message) -> Result<(), SendError> {
+        let frame_size = self.config.max_send_frame_size;
+        self.send_fragmented(message, frame_size)
+    }
+
+    /// Like [`Connection::send`], but splits a data message into frames of
+    /// at most `frame_size` payload bytes (`None`: one frame).
+    pub fn send_fragmented(&mut self, message: Message, frame_size: Option<usize>) -> Result<(), SendError> {
+        if self.close_sent || self.failed {
+            return Err(SendError::Closed);
+        }
+        let (opcode, payload) = match message {
+            Message::Text(text) => (OpCode::Text, text.into_bytes()),
+            Message::Binary(data) => (OpCode::Binary, data),
+            Message::Ping(data) => return self.send_control(OpCode::Ping, data),
+            Message::Pong(data) => return self.send_control(OpCode::Pong, data),
+            Message::Close(frame) => return self.close(frame),
+        };
+        let (payload, compressed) = self.maybe_compress(payload);
+        let frame_size = frame_size.unwrap_or(usize::MAX).max(1);
+        if payload.len() <= frame_size {
+            self.queue_frame(opcode, true, compressed, &payload);
+            return Ok(());
+        }
+        let mut offset = 0;
+        while offset < payload.len() {
+            let end = (offset + frame_size).min(payload.len());
+            let (op, rsv1) = if offset == 0 {
+                (opcode, compressed)
+            } else {
+                (OpCode::Continuation, false)
+            };
+            self.queue_frame(op, end == payload.len(), rsv1, &payload.slice(offset..end));
+            offset = end;
+        }
+        Ok(())
+    }
+
+    #[cfg(feature = "deflate")]
+    fn maybe_compress(&mut self, payload: Bytes) -> (Bytes, bool) {
+        match self.deflate.as_mut() {
+            Some(deflate) if deflate.should_compress(payload.len()) => {
+                let mut out = BytesMut::with_capacity(payload.len() / 2 + 16);
+                deflate.compress(&payload, &mut out);
+                (out.freeze(), true)
+            }
+            _ => (payload, false),
+        }
+    }
+
+    #[cfg(not(feature = "deflate"))]
+    fn maybe_compress(&mut self, payload: Bytes) -> (Bytes, bool) {
+        (payload, false)
+    }
+
+    fn send_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), SendError> {
+        if payload.len() > 125 {
+            return Err(SendError::ControlFrameTooLong);
+        }
+        self.queue_frame(opcode, true, false, &payload);
+        Ok(())
+    }
+
+    /// Starts the close handshake with an optional code and reason (cut to
+    /// fit 125 bytes). Further sends fail with [`SendError::Closed`]; keep
+    /// reading until the peer's close arrives.
+    pub fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), SendError> {
+        if self.close_sent || self.failed {
+            return Err(SendError::Closed);
+        }
+        if let Some(frame) = &frame {
+            if !frame.code.is_sendable() {
+                return Err(SendError::InvalidCloseCode(frame.code.into()));
+            }
+        }
+        self.queue_close(frame.as_ref());
+        Ok(())
+    }
+
+    fn queue_close(&mut self, frame: Option<&CloseFrame>) {
+        let mut payload = Vec::new();
+        if let Some(frame) = frame {
+            frame.encode(&mut payload);
+        }
+        self.queue_frame(OpCode::Close, true, false, &Bytes::from(payload));
+        self.close_sent = true;
+    }
+
+    /// Encodes one frame into the output queue, masking it as a client.
+    fn queue_frame(&mut self, opcode: OpCode, fin: bool, rsv1: bool, payload: &Bytes) {
+        let mask = match self.role {
+            Role::Client => Some(self.next_mask_key()),
+            Role::Server => None,
+        };
+        let header = FrameHeader {
+            fin,
+            rsv1,
+            rsv2: false,
+            rsv3: false,
+            opcode,
+            mask,
+            payload_len: payload.len() as u64,
+        };
+        let mut head = [0u8; MAX_HEADER_LEN];
+        let head_len = header.encode(&mut head);
+        let tail = self.output.tail();
+        tail.extend_from_slice(&head[..head_len]);
+        match mask {
+            Some(key) => {
+                // Masking needs a copy of the payload anyway.
+                let start = tail.len();
+                tail.extend_from_slice(payload);
+                apply_mask(&mut tail[start..], key, 0);
+            }
+            None => self.output.push_payload(payload),
+        }
+    }
+
+    fn next_mask_key(&mut self) -> [u8; 4] {
+        if self.mask_pos >= self.mask_pool.len() {
+            if self.mask_pool.is_empty() {
+                self.mask_pool = vec![0u8; MASK_POOL_KEYS * 4].into_boxed_slice();
+            }
+            getrandom::fill(&mut self.mask_pool).expect("the operating system's random source failed");
+            self.mask_pos = 0;
+        }
+        let k = &self.mask_pool[self.mask_pos..self.mask_pos + 4];
+        self.mask_pos += 4;
+        [k[0], k[1], k[2], k[3]]
+    }
+
+    /// The close code to report when the transport ended: the peer's code
+    /// after a clean close, 1005 when its close had none, and 1006 when the
+    /// connection dropped without a close frame.
+    pub fn close_code(&self) -> CloseCode {
+        match (&self.peer_close, self.close_received) {
+            (Some(frame), _) => frame.code,
+            (None, true) => CloseCode::NoStatus,
+            (None, false) => CloseCode::Abnormal,
+        }
+    }
+}

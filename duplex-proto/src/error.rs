@@ -1,0 +1,194 @@
+//! Errors of the protocol engine.
+//!
+//! A [`ProtocolError`] happens after the upgrade and maps to the close code
+//! the engine sends ([`ProtocolError::close_code`]); a [`HandshakeError`]
+//! happens before it and maps to an HTTP status ([`HandshakeError::status`]).
+
+use crate::close::CloseCode;
+
+/// The peer broke RFC 6455 (or a limit) after the handshake. The engine has
+/// already queued a close frame with [`ProtocolError::close_code`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// An opcode reserved by RFC 6455 (3-7, 0xB-0xF).
+    ReservedOpCode(u8),
+    /// RSV1-3 set without an extension that defines them.
+    ReservedBits,
+    /// A 64-bit length with the most significant bit set.
+    InvalidLength,
+    /// A client sent an unmasked frame (servers require masking).
+    UnmaskedFrame,
+    /// A server sent a masked frame (clients forbid masking).
+    MaskedFrame,
+    /// A control frame longer than 125 bytes.
+    ControlFrameTooLong,
+    /// A control frame without FIN.
+    FragmentedControlFrame,
+    /// A continuation frame with no message in progress.
+    UnexpectedContinuation,
+    /// A new text/binary frame while a fragmented message is in progress.
+    ExpectedContinuation,
+    /// Text that is not UTF-8 (in a message or a close reason).
+    InvalidUtf8,
+    /// A close frame payload of exactly one byte.
+    InvalidClosePayload,
+    /// A close code that may not be sent on the wire.
+    InvalidCloseCode(u16),
+    /// A frame longer than the configured maximum.
+    FrameTooBig {
+        /// The frame's claimed length.
+        len: u64,
+        /// The configured maximum.
+        max: usize,
+    },
+    /// A message longer than the configured maximum.
+    MessageTooBig {
+        /// The configured maximum.
+        max: usize,
+    },
+    /// Compressed data that does not inflate.
+    CompressionError(String),
+}
+
+impl ProtocolError {
+    /// The close code that answers this error (RFC 6455 §7.4.1).
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            ProtocolError::InvalidUtf8 => CloseCode::InvalidData,
+            ProtocolError::FrameTooBig { .. } | ProtocolError::MessageTooBig { .. } => {
+                CloseCode::TooBig
+            }
+            _ => CloseCode::Protocol,
+        }
+    }
+}
+
+impl std::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProtocolError::ReservedOpCode(op) => write!(f, "reserved opcode {op:#x}"),
+            ProtocolError::ReservedBits => f.write_str("reserved bits set"),
+            ProtocolError::InvalidLength => f.write_str("invalid 64-bit payload length"),
+            ProtocolError::UnmaskedFrame => f.write_str("client frame is not masked"),
+            ProtocolError::MaskedFrame => f.write_str("server frame is masked"),
+            ProtocolError::ControlFrameTooLong => f.write_str("control frame longer than 125 bytes"),
+            ProtocolError::FragmentedControlFrame => f.write_str("fragmented control frame"),
+            ProtocolError::UnexpectedContinuation => {
+                f.write_str("continuation frame without a message in progress")
+            }
+            ProtocolError::ExpectedContinuation => {
+                f.write_str("new message while a fragmented message is in progress")
+            }
+            ProtocolError::InvalidUtf8 => f.write_str("invalid UTF-8 in text"),
+            ProtocolError::InvalidClosePayload => f.write_str("close payload of one byte"),
+            ProtocolError::InvalidCloseCode(code) => write!(f, "invalid close code {code}"),
+            ProtocolError::FrameTooBig { len, max } => {
+                write!(f, "frame of {len} bytes exceeds the limit of {max}")
+            }
+            ProtocolError::MessageTooBig { max } => {
+                write!(f, "message exceeds the limit of {max} bytes")
+            }
+            ProtocolError::CompressionError(why) => write!(f, "compressed data is invalid: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for ProtocolError {}
+
+/// The opening handshake failed. On the server side, [`HandshakeError::status`]
+/// is the HTTP status to answer with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandshakeError {
+    status: u16,
+    message: String,
+}
+
+impl HandshakeError {
+    /// An error with an HTTP status and a short explanation.
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        HandshakeError {
+            status,
+            message: message.into(),
+        }
+    }
+
+    /// The HTTP status: 400 for a malformed request, 426 for a wrong
+    /// version, 431 for oversized headers; on the client side, the status
+    /// the server answered with (or 0 when its response was malformed).
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// What went wrong, in a few words.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.status == 0 {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{} (HTTP {})", self.message, self.status)
+        }
+    }
+}
+
+impl std::error::Error for HandshakeError {}
+
+/// Any engine error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// Before the upgrade.
+    Handshake(HandshakeError),
+    /// After the upgrade.
+    Protocol(ProtocolError),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Handshake(e) => e.fmt(f),
+            Error::Protocol(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<HandshakeError> for Error {
+    fn from(e: HandshakeError) -> Self {
+        Error::Handshake(e)
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(e: ProtocolError) -> Self {
+        Error::Protocol(e)
+    }
+}
+
+/// A message could not be queued for sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// The close handshake has started (or the connection failed): no more
+    /// messages may be sent.
+    Closed,
+    /// A ping, pong or close payload longer than 125 bytes.
+    ControlFrameTooLong,
+    /// A close code that may not be sent on the wire (1005, 1006, 1015, ...).
+    InvalidCloseCode(u16),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Closed => f.write_str("the connection is closing or closed"),
+            SendError::ControlFrameTooLong => f.write_str("control frame payload longer than 125 bytes"),
+            SendError::InvalidCloseCode(code) => write!(f, "close code {code} may not be sent"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}

@@ -1,0 +1,76 @@
+//! The opening handshake (RFC 6455 §4): an HTTP/1.1 `GET` with
+//! `Upgrade: websocket`, answered by `101 Switching Protocols`.
+//!
+//! - [`server`]: parse and validate a request, answer it (or reject it
+//!   with an HTTP status);
+//! - [`client`]: build a request, validate the server's response;
+//! - [`Headers`]: the header list both sides read.
+//!
+//! Both sides work on byte buffers and return how many bytes the handshake
+//! used, so that frames that arrive in the same read are not lost.
+
+mod headers;
+pub mod client;
+pub mod server;
+
+pub use headers::Headers;
+
+use base64::Engine;
+use sha1::{Digest, Sha1};
+
+/// The GUID that RFC 6455 §1.3 appends to the key.
+const GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// The `Sec-WebSocket-Accept` value for a `Sec-WebSocket-Key`.
+///
+/// ```
+/// // RFC 6455 §1.3.
+/// assert_eq!(
+///     duplex_proto::handshake::accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+///     "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+/// );
+/// ```
+pub fn accept_key(key: &str) -> String {
+    let mut sha1 = Sha1::new();
+    sha1.update(key.as_bytes());
+    sha1.update(GUID.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(sha1.finalize())
+}
+
+/// Limits on what a peer may send before the upgrade.
+#[derive(Debug, Clone, Copy)]
+pub struct HandshakeLimits {
+    /// The largest request or response head, in bytes (default 16 KiB).
+    pub max_size: usize,
+    /// The most header lines (default 64).
+    pub max_headers: usize,
+}
+
+impl Default for HandshakeLimits {
+    fn default() -> Self {
+        HandshakeLimits {
+            max_size: 16 * 1024,
+            max_headers: 64,
+        }
+    }
+}
+
+/// Removes CR and LF from a header value supplied by the application, so
+/// that it can never start a new header line.
+pub(crate) fn sanitize_header(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains(['\r', '\n']) {
+        text.replace(['\r', '\n'], " ").into()
+    } else {
+        text.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc_sample_key() {
+        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    }
+}

@@ -1,0 +1,314 @@
+//! The server side of the opening handshake.
+//!
+//! ```
+//! use duplex_proto::handshake::{server, HandshakeLimits, Headers};
+//!
+//! let raw = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+//!     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+//!     Sec-WebSocket-Version: 13\r\n\r\n";
+//! let (request, used) = server::parse_request(raw, &HandshakeLimits::default()).unwrap().unwrap();
+//! assert_eq!(used, raw.len());
+//! server::validate_request(&request).unwrap();
+//! let response = server::accept_response(&request, None, None, &Headers::default());
+//! let response = String::from_utf8(response).unwrap();
+//! assert!(response.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
+//! assert!(response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+//! ```
+
+use std::fmt::Write as _;
+
+use base64::Engine;
+
+use super::{accept_key, sanitize_header, HandshakeLimits, Headers};
+use crate::error::HandshakeError;
+
+/// A parsed HTTP request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    method: String,
+    target: String,
+    minor_version: u8,
+    headers: Headers,
+}
+
+impl Request {
+    /// The HTTP method (`GET` for a WebSocket upgrade).
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The request target as sent: path and query.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The path, without the query.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+
+    /// The query string after `?`, if any.
+    pub fn query(&self) -> Option<&str> {
+        self.target.split_once('?').map(|(_, q)| q)
+    }
+
+    /// The headers, in order.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// Whether this asks for a WebSocket upgrade at all (as opposed to a
+    /// plain HTTP request for a page).
+    pub fn is_upgrade(&self) -> bool {
+        self.headers.get("upgrade").is_some()
+    }
+
+    /// The subprotocols the client offers, in its order of preference.
+    pub fn protocols(&self) -> Vec<&str> {
+        self.headers.tokens("sec-websocket-protocol").collect()
+    }
+
+    /// The `Origin` header, which browsers always send.
+    pub fn origin(&self) -> Option<&str> {
+        self.headers.get("origin")
+    }
+}
+
+/// Parses a request head from the start of `buf`. Returns the request and
+/// the length of its head, or `Ok(None)` if more bytes are needed.
+///
+/// A head longer than `limits.max_size` or with more than
+/// `limits.max_headers` lines is refused with 431; a malformed one with 400.
+pub fn parse_request(
+    buf: &[u8],
+    limits: &HandshakeLimits,
+) -> Result<Option<(Request, usize)>, HandshakeError> {
+    let mut raw = vec![httparse::EMPTY_HEADER; limits.max_headers];
+    let mut req = httparse::Request::new(&mut raw);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => {
+            if len > limits.max_size {
+                return Err(too_large());
+            }
+            let request = Request {
+                method: req.method.unwrap_or_default().to_string(),
+                target: req.path.unwrap_or_default().to_string(),
+                minor_version: req.version.unwrap_or(0),
+                headers: Headers::from_httparse(req.headers),
+            };
+            Ok(Some((request, len)))
+        }
+        Ok(httparse::Status::Partial) if buf.len() >= limits.max_size => Err(too_large()),
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(httparse::Error::TooManyHeaders) => Err(HandshakeError::new(
+            431,
+            format!("more than {} header lines", limits.max_headers),
+        )),
+        Err(e) => Err(HandshakeError::new(400, format!("malformed HTTP request: {e}"))),
+    }
+}
+
+fn too_large() -> HandshakeError {
+    HandshakeError::new(431, "request headers too large")
+}
+
+/// Checks everything RFC 6455 §4.2.1 asks of an upgrade request.
+pub fn validate_request(request: &Request) -> Result<(), HandshakeError> {
+    let h = &request.headers;
+    if request.method != "GET" {
+        return Err(HandshakeError::new(405, "a WebSocket upgrade must use GET"));
+    }
+    if request.minor_version != 1 {
+        return Err(HandshakeError::new(400, "a WebSocket upgrade needs HTTP/1.1"));
+    }
+    if h.count("host") != 1 {
+        return Err(HandshakeError::new(400, "exactly one Host header is required"));
+    }
+    if h.get("upgrade").is_none() {
+        return Err(HandshakeError::new(426, "this endpoint speaks WebSocket only"));
+    }
+    if !h.has_token("upgrade", "websocket") {
+        return Err(HandshakeError::new(400, "the Upgrade header must name websocket"));
+    }
+    if !h.has_token("connection", "upgrade") {
+        return Err(HandshakeError::new(400, "the Connection header must contain upgrade"));
+    }
+    if h.get("sec-websocket-version").map(str::trim) != Some("13") || h.count("sec-websocket-version") != 1 {
+        return Err(HandshakeError::new(426, "only WebSocket version 13 is supported"));
+    }
+    let key = match (h.get("sec-websocket-key"), h.count("sec-websocket-key")) {
+        (Some(key), 1) => key.trim(),
+        _ => return Err(HandshakeError::new(400, "exactly one Sec-WebSocket-Key is required")),
+    };
+    match base64::engine::general_purpose::STANDARD.decode(key) {
+        Ok(nonce) if nonce.len() == 16 => Ok(()),
+        _ => Err(HandshakeError::new(
+            400,
+            "Sec-WebSocket-Key must be base64 of 16 bytes",
+        )),
+    }
+}
+
+/// The `101 Switching Protocols` response to a validated request, with the
+/// chosen subprotocol, the agreed extensions and any extra headers.
+pub fn accept_response(
+    request: &Request,
+    protocol: Option<&str>,
+    extensions: Option<&str>,
+    extra: &Headers,
+) -> Vec<u8> {
+    let key = request.headers.get("sec-websocket-key").unwrap_or("").trim();
+    let mut head = String::with_capacity(256);
+    head.push_str("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
+    let _ = write!(head, "Sec-WebSocket-Accept: {}\r\n", accept_key(key));
+    if let Some(protocol) = protocol {
+        let _ = write!(head, "Sec-WebSocket-Protocol: {}\r\n", sanitize_header(protocol));
+    }
+    if let Some(extensions) = extensions {
+        let _ = write!(head, "Sec-WebSocket-Extensions: {}\r\n", sanitize_header(extensions));
+    }
+    write_headers(&mut head, extra);
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
+/// A plain HTTP response that ends the connection: a rejected handshake
+/// (with a short text body saying why) or an ordinary page.
+///
+/// A 426 carries `Sec-WebSocket-Version: 13` and `Upgrade: websocket`, as
+/// RFC 6455 §4.4 asks.
+pub fn http_response(status: u16, content_type: &str, body: &[u8], extra: &Headers) -> Vec<u8> {
+    let mut head = String::with_capacity(256);
+    let _ = write!(head, "HTTP/1.1 {status} {}\r\n", reason_phrase(status));
+    let _ = write!(head, "Content-Type: {}\r\n", sanitize_header(content_type));
+    let _ = write!(head, "Content-Length: {}\r\n", body.len());
+    head.push_str("Connection: close\r\n");
+    if status == 426 {
+        head.push_str("Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
+    }
+    if status == 405 {
+        head.push_str("Allow: GET\r\n");
+    }
+    write_headers(&mut head, extra);
+    head.push_str("\r\n");
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// The response that rejects a handshake with `error`'s status and message.
+pub fn reject_response(error: &HandshakeError) -> Vec<u8> {
+    let body = format!("{}\n", error.message());
+    http_response(error.status(), "text/plain; charset=utf-8", body.as_bytes(), &Headers::default())
+}
+
+fn write_headers(head: &mut String, headers: &Headers) {
+    for (name, value) in headers.iter() {
+        let _ = write!(head, "{}: {}\r\n", sanitize_header(name), sanitize_header(value));
+    }
+}
+
+/// The standard reason phrase of the statuses a WebSocket server uses.
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "GET /chat?room=1 HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+        Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+        Origin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\n\
+        Sec-WebSocket-Version: 13\r\n\r\n";
+
+    fn parse(raw: &str) -> Request {
+        parse_request(raw.as_bytes(), &HandshakeLimits::default()).unwrap().unwrap().0
+    }
+
+    fn status_of(raw: &str) -> u16 {
+        match parse_request(raw.as_bytes(), &HandshakeLimits::default()) {
+            Err(e) => e.status(),
+            Ok(Some((req, _))) => validate_request(&req).err().map_or(101, |e| e.status()),
+            Ok(None) => 0,
+        }
+    }
+
+    #[test]
+    fn rfc_example_request() {
+        let req = parse(GOOD);
+        validate_request(&req).unwrap();
+        assert_eq!(req.path(), "/chat");
+        assert_eq!(req.query(), Some("room=1"));
+        assert_eq!(req.protocols(), vec!["chat", "superchat"]);
+        assert_eq!(req.origin(), Some("http://example.com"));
+        let resp = String::from_utf8(accept_response(&req, Some("chat"), None, &Headers::default())).unwrap();
+        assert!(resp.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+        assert!(resp.contains("Sec-WebSocket-Protocol: chat\r\n"));
+        assert!(resp.ends_with("\r\n\r\n"));
+    }
+
+    #[test]
+    fn every_prefix_is_incomplete_and_extra_bytes_are_not_consumed() {
+        for cut in 0..GOOD.len() {
+            assert_eq!(parse_request(&GOOD.as_bytes()[..cut], &HandshakeLimits::default()), Ok(None));
+        }
+        let mut with_frame = GOOD.as_bytes().to_vec();
+        with_frame.extend_from_slice(&[0x81, 0x80, 1, 2, 3, 4]);
+        let (_, used) = parse_request(&with_frame, &HandshakeLimits::default()).unwrap().unwrap();
+        assert_eq!(used, GOOD.len());
+    }
+
+    #[test]
+    fn bad_requests_get_the_right_status() {
+        assert_eq!(status_of(&GOOD.replace("GET", "POST")), 405);
+        assert_eq!(status_of(&GOOD.replace("HTTP/1.1", "HTTP/1.0")), 400);
+        assert_eq!(status_of(&GOOD.replace("Host: server.example.com\r\n", "")), 400);
+        assert_eq!(status_of(&GOOD.replace("Upgrade: websocket\r\n", "")), 426);
+        assert_eq!(status_of(&GOOD.replace("Upgrade: websocket", "Upgrade: h2c")), 400);
+        assert_eq!(status_of(&GOOD.replace("keep-alive, Upgrade", "keep-alive")), 400);
+        assert_eq!(status_of(&GOOD.replace("Version: 13", "Version: 8")), 426);
+        assert_eq!(status_of(&GOOD.replace("Sec-WebSocket-Version: 13\r\n", "")), 426);
+        assert_eq!(status_of(&GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ=")), 400);
+        assert_eq!(status_of(&GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "!!!")), 400);
+        assert_eq!(status_of("GARBAGE\r\n\r\n"), 400);
+        assert_eq!(status_of("GET / HTTP/1.1\r\nBad Header\r\n\r\n"), 400);
+        // Case-insensitive tokens are fine.
+        assert_eq!(status_of(&GOOD.replace("Upgrade: websocket", "upgrade: WebSocket")), 101);
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let many: String = (0..100).map(|i| format!("X-{i}: y\r\n")).collect();
+        let raw = GOOD.replace("Origin", &format!("{many}Origin"));
+        assert_eq!(status_of(&raw), 431);
+        let huge = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(20_000));
+        assert_eq!(status_of(&huge), 431);
+    }
+
+    #[test]
+    fn rejection_426_names_the_version() {
+        let resp = reject_response(&HandshakeError::new(426, "only version 13"));
+        let resp = String::from_utf8(resp).unwrap();
+        assert!(resp.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
+        assert!(resp.contains("Sec-WebSocket-Version: 13\r\n"));
+    }
+}
