@@ -167,11 +167,16 @@ mod tests {
 
     #[test]
     fn valid_and_invalid_codes() {
-        for code in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999] {
+        for code in [
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999,
+            4000, 4999,
+        ] {
             let payload = (code as u16).to_be_bytes();
             assert!(CloseFrame::parse(&payload).unwrap().is_some(), "{code}");
         }
-        for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
+        for code in [
+            0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
             let payload = (code as u16).to_be_bytes();
             assert_eq!(
                 CloseFrame::parse(&payload),
@@ -183,7 +188,10 @@ mod tests {
 
     #[test]
     fn one_byte_payload_is_an_error() {
-        assert_eq!(CloseFrame::parse(&[3]), Err(ProtocolError::InvalidClosePayload));
+        assert_eq!(
+            CloseFrame::parse(&[3]),
+            Err(ProtocolError::InvalidClosePayload)
+        );
     }
 
     #[test]
@@ -192,7 +200,9 @@ mod tests {
             CloseFrame::parse(&[0x03, 0xe8, 0xce, 0xba, 0xe1]),
             Err(ProtocolError::InvalidUtf8)
         );
-        let ok = CloseFrame::parse(&[0x03, 0xe8, b'o', b'k']).unwrap().unwrap();
+        let ok = CloseFrame::parse(&[0x03, 0xe8, b'o', b'k'])
+            .unwrap()
+            .unwrap();
         assert_eq!(ok, CloseFrame::new(CloseCode::Normal, "ok"));
     }
 

@@ -135,7 +135,11 @@ impl Connection {
             Role::Server => DeflateRole::Server,
             Role::Client => DeflateRole::Client,
         };
-        let settings = self.config.deflate.clone().unwrap_or_else(DeflateConfig::default);
+        let settings = self
+            .config
+            .deflate
+            .clone()
+            .unwrap_or_else(DeflateConfig::default);
         self.deflate = Some(Box::new(PerMessageDeflate::new(role, params, &settings)));
     }
 
@@ -173,6 +177,11 @@ impl Connection {
     /// [`Buf::advance`] with how many were written.
     pub fn output(&mut self) -> &mut OutputQueue {
         &mut self.output
+    }
+
+    /// The bytes waiting to be written, read-only (for `chunks_vectored`).
+    pub fn pending_output(&self) -> &OutputQueue {
+        &self.output
     }
 
     /// Whether anything is waiting to be written.
@@ -460,7 +469,9 @@ impl Connection {
         if !complete {
             return Err(ProtocolError::InvalidUtf8);
         }
-        Ok(Step::Message(Message::Text(Utf8Bytes::from_validated(data))))
+        Ok(Step::Message(Message::Text(Utf8Bytes::from_validated(
+            data,
+        ))))
     }
 
     /// Queues a message. Text and binary messages are compressed when
@@ -474,7 +485,11 @@ impl Connection {
 
     /// Like [`Connection::send`], but splits a data message into frames of
     /// at most `frame_size` payload bytes (`None`: one frame).
-    pub fn send_fragmented(&mut self, message: Message, frame_size: Option<usize>) -> Result<(), SendError> {
+    pub fn send_fragmented(
+        &mut self,
+        message: Message,
+        frame_size: Option<usize>,
+    ) -> Result<(), SendError> {
         if self.close_sent || self.failed {
             return Err(SendError::Closed);
         }
@@ -590,7 +605,8 @@ impl Connection {
             if self.mask_pool.is_empty() {
                 self.mask_pool = vec![0u8; MASK_POOL_KEYS * 4].into_boxed_slice();
             }
-            getrandom::fill(&mut self.mask_pool).expect("the operating system's random source failed");
+            getrandom::fill(&mut self.mask_pool)
+                .expect("the operating system's random source failed");
             self.mask_pos = 0;
         }
         let k = &self.mask_pool[self.mask_pos..self.mask_pos + 4];

@@ -71,7 +71,9 @@ impl std::fmt::Display for ProtocolError {
             ProtocolError::InvalidLength => f.write_str("invalid 64-bit payload length"),
             ProtocolError::UnmaskedFrame => f.write_str("client frame is not masked"),
             ProtocolError::MaskedFrame => f.write_str("server frame is masked"),
-            ProtocolError::ControlFrameTooLong => f.write_str("control frame longer than 125 bytes"),
+            ProtocolError::ControlFrameTooLong => {
+                f.write_str("control frame longer than 125 bytes")
+            }
             ProtocolError::FragmentedControlFrame => f.write_str("fragmented control frame"),
             ProtocolError::UnexpectedContinuation => {
                 f.write_str("continuation frame without a message in progress")
@@ -185,7 +187,9 @@ impl std::fmt::Display for SendError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SendError::Closed => f.write_str("the connection is closing or closed"),
-            SendError::ControlFrameTooLong => f.write_str("control frame payload longer than 125 bytes"),
+            SendError::ControlFrameTooLong => {
+                f.write_str("control frame payload longer than 125 bytes")
+            }
             SendError::InvalidCloseCode(code) => write!(f, "close code {code} may not be sent"),
         }
     }

@@ -214,7 +214,10 @@ mod tests {
         assert!(!h.fin);
         assert_eq!(h.opcode, OpCode::Text);
         // Unmasked ping "Hello".
-        assert_eq!(FrameHeader::parse(&[0x89, 0x05]).unwrap().unwrap().0.opcode, OpCode::Ping);
+        assert_eq!(
+            FrameHeader::parse(&[0x89, 0x05]).unwrap().unwrap().0.opcode,
+            OpCode::Ping
+        );
         // 256 bytes binary message in a single unmasked frame.
         assert_eq!(
             FrameHeader::parse(&[0x82, 0x7E, 0x01, 0x00]).unwrap(),
@@ -229,7 +232,14 @@ mod tests {
 
     #[test]
     fn encode_round_trips_with_shortest_length() {
-        for (len, header_len) in [(0, 2), (125, 2), (126, 4), (65535, 4), (65536, 10), (1 << 40, 10)] {
+        for (len, header_len) in [
+            (0, 2),
+            (125, 2),
+            (126, 4),
+            (65535, 4),
+            (65536, 10),
+            (1 << 40, 10),
+        ] {
             for mask in [None, Some([1, 2, 3, 4])] {
                 let h = header(OpCode::Binary, len, mask);
                 let mut buf = [0u8; MAX_HEADER_LEN];

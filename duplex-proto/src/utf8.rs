@@ -131,7 +131,12 @@ mod tests {
 
     #[test]
     fn rejects_overlong_and_surrogates() {
-        for bad in [&[0xc0, 0x80][..], &[0xed, 0xa0, 0x80], &[0xe0, 0x80, 0x80], &[0xff]] {
+        for bad in [
+            &[0xc0, 0x80][..],
+            &[0xed, 0xa0, 0x80],
+            &[0xe0, 0x80, 0x80],
+            &[0xff],
+        ] {
             for i in 0..=bad.len() {
                 assert!(feed_split(bad, &[i]) != Ok(true), "{bad:x?} split {i}");
             }

@@ -59,7 +59,9 @@ fn single_frame_unmasked_text_on_a_client() {
 fn single_frame_masked_text_on_a_server() {
     let got = messages(
         &mut server(),
-        &[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58],
+        &[
+            0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+        ],
     )
     .unwrap();
     assert_eq!(got, vec![Message::text("Hello")]);
@@ -68,7 +70,11 @@ fn single_frame_masked_text_on_a_server() {
 #[test]
 fn fragmented_unmasked_text_on_a_client() {
     let mut client = Connection::new(Role::Client, Config::default());
-    let got = messages(&mut client, &[0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f]).unwrap();
+    let got = messages(
+        &mut client,
+        &[0x01, 0x03, 0x48, 0x65, 0x6c, 0x80, 0x02, 0x6c, 0x6f],
+    )
+    .unwrap();
     assert_eq!(got, vec![Message::text("Hello")]);
 }
 
@@ -78,18 +84,27 @@ fn ping_is_answered_with_the_same_payload() {
     let got = messages(&mut conn, &masked(0x89, b"Hello")).unwrap();
     assert_eq!(got, vec![Message::Ping("Hello".into())]);
     // RFC 6455 §5.7: unmasked pong "Hello".
-    assert_eq!(conn.take_output(), vec![0x8a, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+    assert_eq!(
+        conn.take_output(),
+        vec![0x8a, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]
+    );
 }
 
 #[test]
 fn server_sends_the_rfc_frames() {
     let mut conn = server();
     conn.send(Message::text("Hello")).unwrap();
-    assert_eq!(conn.take_output(), vec![0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+    assert_eq!(
+        conn.take_output(),
+        vec![0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]
+    );
     conn.send(Message::binary(vec![0u8; 256])).unwrap();
     assert_eq!(&conn.take_output()[..4], &[0x82, 0x7E, 0x01, 0x00]);
     conn.send(Message::binary(vec![0u8; 65536])).unwrap();
-    assert_eq!(&conn.take_output()[..10], &[0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0]);
+    assert_eq!(
+        &conn.take_output()[..10],
+        &[0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0]
+    );
 }
 
 #[test]
@@ -99,7 +114,10 @@ fn client_frames_are_masked_and_decode_on_a_server() {
     let bytes = client.take_output();
     assert_eq!(bytes[1], 0x85);
     assert_ne!(&bytes[6..], b"Hello");
-    assert_eq!(messages(&mut server(), &bytes).unwrap(), vec![Message::text("Hello")]);
+    assert_eq!(
+        messages(&mut server(), &bytes).unwrap(),
+        vec![Message::text("Hello")]
+    );
 }
 
 #[test]
@@ -117,7 +135,10 @@ fn close_is_echoed_once_and_ends_reading() {
     let mut bytes = masked(0x88, &[0x03, 0xe8, b'b', b'y', b'e']);
     bytes.extend(masked(0x81, b"after close"));
     let got = messages(&mut conn, &bytes).unwrap();
-    assert_eq!(got, vec![Message::Close(Some(CloseFrame::new(1000, "bye")))]);
+    assert_eq!(
+        got,
+        vec![Message::Close(Some(CloseFrame::new(1000, "bye")))]
+    );
     assert_eq!(conn.take_output(), vec![0x88, 0x02, 0x03, 0xe8]);
     assert!(conn.is_closed());
     assert_eq!(conn.close_code(), CloseCode::Normal);
@@ -127,7 +148,8 @@ fn close_is_echoed_once_and_ends_reading() {
 #[test]
 fn our_close_then_theirs_completes_the_handshake() {
     let mut conn = server();
-    conn.close(Some(CloseFrame::new(CloseCode::Away, "shutdown"))).unwrap();
+    conn.close(Some(CloseFrame::new(CloseCode::Away, "shutdown")))
+        .unwrap();
     assert!(!conn.is_closed());
     let out = conn.take_output();
     assert_eq!(&out[..4], &[0x88, 10, 0x03, 0xe9]);
@@ -138,7 +160,10 @@ fn our_close_then_theirs_completes_the_handshake() {
 
 #[test]
 fn protocol_errors_close_with_1002() {
-    fails_with(&[0x81, 0x05, b'H', b'e', b'l', b'l', b'o'], CloseCode::Protocol); // unmasked
+    fails_with(
+        &[0x81, 0x05, b'H', b'e', b'l', b'l', b'o'],
+        CloseCode::Protocol,
+    ); // unmasked
     fails_with(&masked(0x83, b""), CloseCode::Protocol); // reserved opcode
     fails_with(&masked(0x8b, b""), CloseCode::Protocol); // reserved control opcode
     fails_with(&masked(0xc1, b"x"), CloseCode::Protocol); // RSV1 without extension
@@ -196,7 +221,10 @@ fn sizes_are_enforced_from_the_header() {
     // A small message limit counts fragments together.
     let mut conn = Connection::new(
         Role::Server,
-        Config { max_message_size: 10, ..Config::default() },
+        Config {
+            max_message_size: 10,
+            ..Config::default()
+        },
     );
     let mut bytes = masked(0x02, &[0u8; 6]);
     bytes.extend(masked(0x80, &[0u8; 6]));
@@ -215,10 +243,15 @@ fn sixteen_mib_in_one_frame_arrives_whole() {
 #[test]
 fn fragmented_send_reassembles() {
     let mut client = Connection::new(Role::Client, Config::default());
-    client.send_fragmented(Message::text("Hello, fragments!"), Some(4)).unwrap();
+    client
+        .send_fragmented(Message::text("Hello, fragments!"), Some(4))
+        .unwrap();
     let bytes = client.take_output();
     assert_eq!(bytes[0], 0x01); // first fragment: text, no FIN
-    assert_eq!(messages(&mut server(), &bytes).unwrap(), vec![Message::text("Hello, fragments!")]);
+    assert_eq!(
+        messages(&mut server(), &bytes).unwrap(),
+        vec![Message::text("Hello, fragments!")]
+    );
 }
 
 #[test]

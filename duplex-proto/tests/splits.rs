@@ -62,16 +62,24 @@ proptest! {
 #[test]
 fn every_split_of_a_mixed_stream_gives_the_same_messages() {
     let mut client = Connection::new(Role::Client, Config::default());
-    client.send_fragmented(Message::text("κόσμε, fragmented € 😀"), Some(3)).unwrap();
+    client
+        .send_fragmented(Message::text("κόσμε, fragmented € 😀"), Some(3))
+        .unwrap();
     client.send(Message::Ping("p".into())).unwrap();
     client.send(Message::binary(vec![1u8; 300])).unwrap();
     client.send(Message::text("")).unwrap();
-    client.close(Some(duplex_proto::CloseFrame::new(1000, "done"))).unwrap();
+    client
+        .close(Some(duplex_proto::CloseFrame::new(1000, "done")))
+        .unwrap();
     let bytes = client.take_output();
     let whole = decode_in_chunks(Role::Server, &bytes, &[]);
     assert_eq!(whole.len(), 5);
     for cut in 0..=bytes.len() {
-        assert_eq!(decode_in_chunks(Role::Server, &bytes, &[cut]), whole, "cut at {cut}");
+        assert_eq!(
+            decode_in_chunks(Role::Server, &bytes, &[cut]),
+            whole,
+            "cut at {cut}"
+        );
     }
     let every: Vec<usize> = (0..bytes.len()).collect();
     assert_eq!(decode_in_chunks(Role::Server, &bytes, &every), whole);

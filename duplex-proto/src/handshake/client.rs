@@ -42,18 +42,38 @@ impl ClientRequest {
         let key = base64::engine::general_purpose::STANDARD.encode(nonce);
         let target = if target.is_empty() { "/" } else { target };
         let mut head = String::with_capacity(256);
-        let _ = write!(head, "GET {} HTTP/1.1\r\n", sanitize_header(target).replace(' ', "%20"));
+        let _ = write!(
+            head,
+            "GET {} HTTP/1.1\r\n",
+            sanitize_header(target).replace(' ', "%20")
+        );
         let _ = write!(head, "Host: {}\r\n", sanitize_header(host));
         head.push_str("Upgrade: websocket\r\nConnection: Upgrade\r\n");
-        let _ = write!(head, "Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n");
+        let _ = write!(
+            head,
+            "Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        );
         if !protocols.is_empty() {
-            let _ = write!(head, "Sec-WebSocket-Protocol: {}\r\n", sanitize_header(&protocols.join(", ")));
+            let _ = write!(
+                head,
+                "Sec-WebSocket-Protocol: {}\r\n",
+                sanitize_header(&protocols.join(", "))
+            );
         }
         if let Some(extensions) = extensions {
-            let _ = write!(head, "Sec-WebSocket-Extensions: {}\r\n", sanitize_header(extensions));
+            let _ = write!(
+                head,
+                "Sec-WebSocket-Extensions: {}\r\n",
+                sanitize_header(extensions)
+            );
         }
         for (name, value) in extra.iter() {
-            let _ = write!(head, "{}: {}\r\n", sanitize_header(name), sanitize_header(value));
+            let _ = write!(
+                head,
+                "{}: {}\r\n",
+                sanitize_header(name),
+                sanitize_header(value)
+            );
         }
         head.push_str("\r\n");
         ClientRequest {
@@ -83,7 +103,10 @@ impl ClientRequest {
         if response.status != 101 {
             return Err(HandshakeError::new(
                 response.status,
-                format!("server rejected the handshake: {} {}", response.status, response.reason),
+                format!(
+                    "server rejected the handshake: {} {}",
+                    response.status, response.reason
+                ),
             ));
         }
         let fail = |why: &str| HandshakeError::new(0, format!("invalid handshake response: {why}"));
@@ -101,17 +124,27 @@ impl ClientRequest {
             1 => {
                 let chosen = h.get("sec-websocket-protocol").unwrap_or("").trim();
                 if !self.protocols.iter().any(|p| p == chosen) {
-                    return Err(fail(&format!("server chose subprotocol {chosen:?}, which was not offered")));
+                    return Err(fail(&format!(
+                        "server chose subprotocol {chosen:?}, which was not offered"
+                    )));
                 }
                 Some(chosen.to_string())
             }
             _ => return Err(fail("more than one Sec-WebSocket-Protocol")),
         };
-        let extensions: Vec<String> = h.get_all("sec-websocket-extensions").map(str::to_string).collect();
+        let extensions: Vec<String> = h
+            .get_all("sec-websocket-extensions")
+            .map(str::to_string)
+            .collect();
         if !extensions.is_empty() && !self.offered_extensions {
-            return Err(fail("server answered with extensions that were not offered"));
+            return Err(fail(
+                "server answered with extensions that were not offered",
+            ));
         }
-        Ok(Accepted { protocol, extensions })
+        Ok(Accepted {
+            protocol,
+            extensions,
+        })
     }
 }
 
@@ -155,7 +188,10 @@ pub fn parse_response(
             len,
         ))),
         Ok(httparse::Status::Partial) if buf.len() < limits.max_size => Ok(None),
-        Ok(_) => Err(fail(format!("response head longer than {} bytes", limits.max_size))),
+        Ok(_) => Err(fail(format!(
+            "response head longer than {} bytes",
+            limits.max_size
+        ))),
         Err(e) => Err(fail(e.to_string())),
     }
 }
@@ -170,26 +206,40 @@ mod tests {
              Sec-WebSocket-Accept: {}\r\n{extra}\r\n",
             accept_key(req.key())
         );
-        parse_response(raw.as_bytes(), &HandshakeLimits::default()).unwrap().unwrap().0
+        parse_response(raw.as_bytes(), &HandshakeLimits::default())
+            .unwrap()
+            .unwrap()
+            .0
     }
 
     #[test]
     fn accepts_a_good_response() {
         let req = ClientRequest::new("h:1", "/x", &["a", "b"], None, &Headers::default());
-        let accepted = req.validate(&response_for(&req, "Sec-WebSocket-Protocol: b\r\n")).unwrap();
+        let accepted = req
+            .validate(&response_for(&req, "Sec-WebSocket-Protocol: b\r\n"))
+            .unwrap();
         assert_eq!(accepted.protocol.as_deref(), Some("b"));
     }
 
     #[test]
     fn rejects_bad_responses() {
         let req = ClientRequest::new("h", "/", &["a"], None, &Headers::default());
-        assert!(req.validate(&response_for(&req, "Sec-WebSocket-Protocol: z\r\n")).is_err());
-        assert!(req.validate(&response_for(&req, "Sec-WebSocket-Extensions: permessage-deflate\r\n")).is_err());
+        assert!(req
+            .validate(&response_for(&req, "Sec-WebSocket-Protocol: z\r\n"))
+            .is_err());
+        assert!(req
+            .validate(&response_for(
+                &req,
+                "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+            ))
+            .is_err());
         let mut wrong = response_for(&req, "");
         wrong.headers = Headers::default();
         assert!(req.validate(&wrong).is_err());
         let raw = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
-        let (resp, _) = parse_response(raw, &HandshakeLimits::default()).unwrap().unwrap();
+        let (resp, _) = parse_response(raw, &HandshakeLimits::default())
+            .unwrap()
+            .unwrap();
         assert_eq!(req.validate(&resp).unwrap_err().status(), 403);
     }
 
@@ -198,6 +248,12 @@ mod tests {
         let a = ClientRequest::new("h", "/", &[], None, &Headers::default());
         let b = ClientRequest::new("h", "/", &[], None, &Headers::default());
         assert_ne!(a.key(), b.key());
-        assert_eq!(base64::engine::general_purpose::STANDARD.decode(a.key()).unwrap().len(), 16);
+        assert_eq!(
+            base64::engine::general_purpose::STANDARD
+                .decode(a.key())
+                .unwrap()
+                .len(),
+            16
+        );
     }
 }

@@ -9,8 +9,8 @@
 //! Both sides work on byte buffers and return how many bytes the handshake
 //! used, so that frames that arrive in the same read are not lost.
 
-mod headers;
 pub mod client;
+mod headers;
 pub mod server;
 
 pub use headers::Headers;
@@ -71,6 +71,9 @@ mod tests {
 
     #[test]
     fn rfc_sample_key() {
-        assert_eq!(accept_key("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(
+            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
     }
 }

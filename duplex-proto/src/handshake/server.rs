@@ -104,7 +104,10 @@ pub fn parse_request(
             431,
             format!("more than {} header lines", limits.max_headers),
         )),
-        Err(e) => Err(HandshakeError::new(400, format!("malformed HTTP request: {e}"))),
+        Err(e) => Err(HandshakeError::new(
+            400,
+            format!("malformed HTTP request: {e}"),
+        )),
     }
 }
 
@@ -119,26 +122,51 @@ pub fn validate_request(request: &Request) -> Result<(), HandshakeError> {
         return Err(HandshakeError::new(405, "a WebSocket upgrade must use GET"));
     }
     if request.minor_version != 1 {
-        return Err(HandshakeError::new(400, "a WebSocket upgrade needs HTTP/1.1"));
+        return Err(HandshakeError::new(
+            400,
+            "a WebSocket upgrade needs HTTP/1.1",
+        ));
     }
     if h.count("host") != 1 {
-        return Err(HandshakeError::new(400, "exactly one Host header is required"));
+        return Err(HandshakeError::new(
+            400,
+            "exactly one Host header is required",
+        ));
     }
     if h.get("upgrade").is_none() {
-        return Err(HandshakeError::new(426, "this endpoint speaks WebSocket only"));
+        return Err(HandshakeError::new(
+            426,
+            "this endpoint speaks WebSocket only",
+        ));
     }
     if !h.has_token("upgrade", "websocket") {
-        return Err(HandshakeError::new(400, "the Upgrade header must name websocket"));
+        return Err(HandshakeError::new(
+            400,
+            "the Upgrade header must name websocket",
+        ));
     }
     if !h.has_token("connection", "upgrade") {
-        return Err(HandshakeError::new(400, "the Connection header must contain upgrade"));
+        return Err(HandshakeError::new(
+            400,
+            "the Connection header must contain upgrade",
+        ));
     }
-    if h.get("sec-websocket-version").map(str::trim) != Some("13") || h.count("sec-websocket-version") != 1 {
-        return Err(HandshakeError::new(426, "only WebSocket version 13 is supported"));
+    if h.get("sec-websocket-version").map(str::trim) != Some("13")
+        || h.count("sec-websocket-version") != 1
+    {
+        return Err(HandshakeError::new(
+            426,
+            "only WebSocket version 13 is supported",
+        ));
     }
     let key = match (h.get("sec-websocket-key"), h.count("sec-websocket-key")) {
         (Some(key), 1) => key.trim(),
-        _ => return Err(HandshakeError::new(400, "exactly one Sec-WebSocket-Key is required")),
+        _ => {
+            return Err(HandshakeError::new(
+                400,
+                "exactly one Sec-WebSocket-Key is required",
+            ))
+        }
     };
     match base64::engine::general_purpose::STANDARD.decode(key) {
         Ok(nonce) if nonce.len() == 16 => Ok(()),
@@ -157,15 +185,29 @@ pub fn accept_response(
     extensions: Option<&str>,
     extra: &Headers,
 ) -> Vec<u8> {
-    let key = request.headers.get("sec-websocket-key").unwrap_or("").trim();
+    let key = request
+        .headers
+        .get("sec-websocket-key")
+        .unwrap_or("")
+        .trim();
     let mut head = String::with_capacity(256);
-    head.push_str("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
+    head.push_str(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
+    );
     let _ = write!(head, "Sec-WebSocket-Accept: {}\r\n", accept_key(key));
     if let Some(protocol) = protocol {
-        let _ = write!(head, "Sec-WebSocket-Protocol: {}\r\n", sanitize_header(protocol));
+        let _ = write!(
+            head,
+            "Sec-WebSocket-Protocol: {}\r\n",
+            sanitize_header(protocol)
+        );
     }
     if let Some(extensions) = extensions {
-        let _ = write!(head, "Sec-WebSocket-Extensions: {}\r\n", sanitize_header(extensions));
+        let _ = write!(
+            head,
+            "Sec-WebSocket-Extensions: {}\r\n",
+            sanitize_header(extensions)
+        );
     }
     write_headers(&mut head, extra);
     head.push_str("\r\n");
@@ -199,12 +241,22 @@ pub fn http_response(status: u16, content_type: &str, body: &[u8], extra: &Heade
 /// The response that rejects a handshake with `error`'s status and message.
 pub fn reject_response(error: &HandshakeError) -> Vec<u8> {
     let body = format!("{}\n", error.message());
-    http_response(error.status(), "text/plain; charset=utf-8", body.as_bytes(), &Headers::default())
+    http_response(
+        error.status(),
+        "text/plain; charset=utf-8",
+        body.as_bytes(),
+        &Headers::default(),
+    )
 }
 
 fn write_headers(head: &mut String, headers: &Headers) {
     for (name, value) in headers.iter() {
-        let _ = write!(head, "{}: {}\r\n", sanitize_header(name), sanitize_header(value));
+        let _ = write!(
+            head,
+            "{}: {}\r\n",
+            sanitize_header(name),
+            sanitize_header(value)
+        );
     }
 }
 
@@ -235,13 +287,17 @@ pub fn reason_phrase(status: u16) -> &'static str {
 mod tests {
     use super::*;
 
-    const GOOD: &str = "GET /chat?room=1 HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
+    const GOOD: &str =
+        "GET /chat?room=1 HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
         Connection: keep-alive, Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
         Origin: http://example.com\r\nSec-WebSocket-Protocol: chat, superchat\r\n\
         Sec-WebSocket-Version: 13\r\n\r\n";
 
     fn parse(raw: &str) -> Request {
-        parse_request(raw.as_bytes(), &HandshakeLimits::default()).unwrap().unwrap().0
+        parse_request(raw.as_bytes(), &HandshakeLimits::default())
+            .unwrap()
+            .unwrap()
+            .0
     }
 
     fn status_of(raw: &str) -> u16 {
@@ -260,7 +316,13 @@ mod tests {
         assert_eq!(req.query(), Some("room=1"));
         assert_eq!(req.protocols(), vec!["chat", "superchat"]);
         assert_eq!(req.origin(), Some("http://example.com"));
-        let resp = String::from_utf8(accept_response(&req, Some("chat"), None, &Headers::default())).unwrap();
+        let resp = String::from_utf8(accept_response(
+            &req,
+            Some("chat"),
+            None,
+            &Headers::default(),
+        ))
+        .unwrap();
         assert!(resp.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
         assert!(resp.contains("Sec-WebSocket-Protocol: chat\r\n"));
         assert!(resp.ends_with("\r\n\r\n"));
@@ -269,11 +331,16 @@ mod tests {
     #[test]
     fn every_prefix_is_incomplete_and_extra_bytes_are_not_consumed() {
         for cut in 0..GOOD.len() {
-            assert_eq!(parse_request(&GOOD.as_bytes()[..cut], &HandshakeLimits::default()), Ok(None));
+            assert_eq!(
+                parse_request(&GOOD.as_bytes()[..cut], &HandshakeLimits::default()),
+                Ok(None)
+            );
         }
         let mut with_frame = GOOD.as_bytes().to_vec();
         with_frame.extend_from_slice(&[0x81, 0x80, 1, 2, 3, 4]);
-        let (_, used) = parse_request(&with_frame, &HandshakeLimits::default()).unwrap().unwrap();
+        let (_, used) = parse_request(&with_frame, &HandshakeLimits::default())
+            .unwrap()
+            .unwrap();
         assert_eq!(used, GOOD.len());
     }
 
@@ -281,18 +348,39 @@ mod tests {
     fn bad_requests_get_the_right_status() {
         assert_eq!(status_of(&GOOD.replace("GET", "POST")), 405);
         assert_eq!(status_of(&GOOD.replace("HTTP/1.1", "HTTP/1.0")), 400);
-        assert_eq!(status_of(&GOOD.replace("Host: server.example.com\r\n", "")), 400);
+        assert_eq!(
+            status_of(&GOOD.replace("Host: server.example.com\r\n", "")),
+            400
+        );
         assert_eq!(status_of(&GOOD.replace("Upgrade: websocket\r\n", "")), 426);
-        assert_eq!(status_of(&GOOD.replace("Upgrade: websocket", "Upgrade: h2c")), 400);
-        assert_eq!(status_of(&GOOD.replace("keep-alive, Upgrade", "keep-alive")), 400);
+        assert_eq!(
+            status_of(&GOOD.replace("Upgrade: websocket", "Upgrade: h2c")),
+            400
+        );
+        assert_eq!(
+            status_of(&GOOD.replace("keep-alive, Upgrade", "keep-alive")),
+            400
+        );
         assert_eq!(status_of(&GOOD.replace("Version: 13", "Version: 8")), 426);
-        assert_eq!(status_of(&GOOD.replace("Sec-WebSocket-Version: 13\r\n", "")), 426);
-        assert_eq!(status_of(&GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ=")), 400);
-        assert_eq!(status_of(&GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "!!!")), 400);
+        assert_eq!(
+            status_of(&GOOD.replace("Sec-WebSocket-Version: 13\r\n", "")),
+            426
+        );
+        assert_eq!(
+            status_of(&GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "c2hvcnQ=")),
+            400
+        );
+        assert_eq!(
+            status_of(&GOOD.replace("dGhlIHNhbXBsZSBub25jZQ==", "!!!")),
+            400
+        );
         assert_eq!(status_of("GARBAGE\r\n\r\n"), 400);
         assert_eq!(status_of("GET / HTTP/1.1\r\nBad Header\r\n\r\n"), 400);
         // Case-insensitive tokens are fine.
-        assert_eq!(status_of(&GOOD.replace("Upgrade: websocket", "upgrade: WebSocket")), 101);
+        assert_eq!(
+            status_of(&GOOD.replace("Upgrade: websocket", "upgrade: WebSocket")),
+            101
+        );
     }
 
     #[test]

@@ -1,0 +1,174 @@
+//! `duplex connect URL`: stdin lines out as text messages, received
+//! messages printed; `--echo` sends every message straight back.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+use duplex::{ClientBuilder, CloseCode, Config, Error, Message};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Options of `duplex connect`.
+#[derive(Args)]
+pub struct ConnectArgs {
+    /// ws:// or wss:// URL.
+    url: String,
+    /// Send every received message back (same type) instead of reading stdin.
+    #[arg(long)]
+    echo: bool,
+    /// Extra request header, `Name: value` (repeatable).
+    #[arg(long = "header", short = 'H')]
+    headers: Vec<String>,
+    /// Subprotocol to offer (repeatable).
+    #[arg(long = "protocol")]
+    protocols: Vec<String>,
+    /// Extra trusted root certificate (PEM) for wss://.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Accept any TLS certificate (testing only: no protection at all).
+    #[arg(long)]
+    insecure: bool,
+    /// Do not offer permessage-deflate.
+    #[arg(long)]
+    no_compression: bool,
+    /// Connect timeout in seconds.
+    #[arg(long, default_value_t = 10.0)]
+    timeout: f64,
+}
+
+pub async fn run(args: ConnectArgs) -> Result<(), String> {
+    let mut config = Config::default();
+    if args.no_compression {
+        config.deflate = None;
+    }
+    let mut builder = ClientBuilder::new(&args.url)
+        .config(config)
+        .connect_timeout(std::time::Duration::from_secs_f64(args.timeout))
+        .danger_accept_invalid_certs(args.insecure);
+    for header in &args.headers {
+        let (name, value) = header
+            .split_once(':')
+            .ok_or_else(|| format!("header {header:?} is not `Name: value`"))?;
+        builder = builder.header(name.trim(), value.trim());
+    }
+    for protocol in &args.protocols {
+        builder = builder.protocol(protocol);
+    }
+    if let Some(ca) = &args.ca {
+        let pem = std::fs::read(ca).map_err(|e| format!("reading {}: {e}", ca.display()))?;
+        builder = builder
+            .add_root_certificates_pem(&pem)
+            .map_err(|e| e.to_string())?;
+    }
+    if args.insecure {
+        eprintln!("duplex: warning: --insecure: the server's certificate is not verified");
+    }
+    let ws = builder
+        .connect()
+        .await
+        .map_err(|e| describe(&args.url, e))?;
+    if args.echo {
+        echo(ws).await
+    } else {
+        interactive(ws).await
+    }
+}
+
+fn describe(url: &str, error: Error) -> String {
+    match error {
+        Error::Handshake(e) if e.status() != 0 => format!(
+            "{url}: handshake rejected: HTTP {} ({})",
+            e.status(),
+            e.message()
+        ),
+        Error::Io(e) => format!("{url}: {e}"),
+        other => format!("{url}: {other}"),
+    }
+}
+
+async fn echo(mut ws: duplex::ClientSocket) -> Result<(), String> {
+    while let Some(item) = ws.recv().await {
+        match item {
+            Ok(message) if message.is_data() => {
+                if ws.send(message).await.is_err() {
+                    break;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    finish(&ws)
+}
+
+async fn interactive(ws: duplex::ClientSocket) -> Result<(), String> {
+    let (mut reader, mut writer) = ws.split();
+    let printer = tokio::spawn(async move {
+        let mut out = std::io::stdout();
+        while let Some(item) = reader.recv().await {
+            match item {
+                Ok(Message::Text(text)) => {
+                    let _ = writeln!(out, "{text}");
+                }
+                Ok(Message::Binary(data)) => {
+                    let _ = writeln!(out, "<binary {} bytes: {}>", data.len(), hex_preview(&data));
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+            let _ = out.flush();
+        }
+        Ok(reader)
+    });
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut printer = printer;
+    let result = loop {
+        tokio::select! {
+            line = lines.next_line() => match line {
+                Ok(Some(line)) => {
+                    if writer.send(Message::text(line)).await.is_err() {
+                        break None;
+                    }
+                }
+                Ok(None) | Err(_) => {
+                    let _ = writer.close(None).await;
+                    break None;
+                }
+            },
+            done = &mut printer => break Some(done),
+        }
+    };
+    let done = match result {
+        Some(done) => done,
+        None => match tokio::time::timeout(duplex::DEFAULT_CLOSE_TIMEOUT, printer).await {
+            Ok(done) => done,
+            Err(_) => return Err("timed out waiting for the server's close".into()),
+        },
+    };
+    let reader = done.map_err(|e| e.to_string())??;
+    let ws = duplex::WebSocket::reunite(reader, writer).ok_or("internal: halves do not match")?;
+    finish(&ws)
+}
+
+/// Exit status from how the connection ended: a normal close (1000, or
+/// 1001 when the server shuts down) is success.
+fn finish(ws: &duplex::ClientSocket) -> Result<(), String> {
+    match ws.close_code() {
+        CloseCode::Normal | CloseCode::Away | CloseCode::NoStatus => Ok(()),
+        CloseCode::Abnormal => Err("connection closed abnormally (no close frame)".into()),
+        code => {
+            let reason = ws.close_frame().map(|f| f.reason).unwrap_or_default();
+            Err(format!("server closed the connection with {code} {reason}")
+                .trim_end()
+                .to_string())
+        }
+    }
+}
+
+fn hex_preview(data: &[u8]) -> String {
+    let mut text: String = data.iter().take(32).map(|b| format!("{b:02x}")).collect();
+    if data.len() > 32 {
+        text.push('…');
+    }
+    text
+}

@@ -1,0 +1,64 @@
+//! `duplex`: serve, connect to and benchmark WebSockets.
+//!
+//! This crate only parses arguments, wires the library together and
+//! prints; the protocol lives in `duplex-proto` and the I/O in `duplex`.
+
+mod connect;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A WebSocket toolkit: serve, connect, benchmark.
+#[derive(Parser)]
+#[command(name = "duplex", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the chat page, /echo, /chat/<room> and /healthz.
+    Serve(serve::ServeArgs),
+    /// Connect to a WebSocket URL: send stdin lines, print what arrives.
+    Connect(connect::ConnectArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DUPLEX_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("duplex: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Connect(args) => connect::run(args).await,
+        }
+    });
+    let code = match result {
+        Ok(()) => 0,
+        Err(message) => {
+            eprintln!("duplex: {message}");
+            1
+        }
+    };
+    // Reading stdin parks a blocking thread that would delay the runtime's
+    // shutdown until the next line; the work is done, so leave now.
+    std::process::exit(code);
+}

@@ -1,0 +1,96 @@
+//! `duplex serve`: the chat page, `/echo`, `/chat/<room>` and `/healthz`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use duplex::{Config, HttpResponse, Server, ServerSocket, UpgradeRequest};
+
+/// The chat page, embedded at build time.
+const CHAT_PAGE: &str = include_str!("page/chat.html");
+
+/// Options of `duplex serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// PEM certificate chain: serve wss:// (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Do not accept permessage-deflate.
+    #[arg(long)]
+    no_compression: bool,
+    /// Largest message accepted, in bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    max_message_size: usize,
+}
+
+pub async fn run(args: ServeArgs) -> Result<(), String> {
+    let mut config = Config {
+        max_message_size: args.max_message_size,
+        max_frame_size: args.max_message_size,
+        ..Config::default()
+    };
+    if args.no_compression {
+        config.deflate = None;
+    }
+    let mut server = Server::new()
+        .config(config)
+        .route("/echo", echo)
+        .http("/healthz", |_| HttpResponse::text(200, "ok"))
+        .http("/", |_| HttpResponse::html(CHAT_PAGE));
+    let scheme = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let cert =
+                std::fs::read(cert).map_err(|e| format!("reading {}: {e}", cert.display()))?;
+            let key = std::fs::read(key).map_err(|e| format!("reading {}: {e}", key.display()))?;
+            server =
+                server.tls(duplex::tls::server_config(&cert, &key).map_err(|e| e.to_string())?);
+            "wss"
+        }
+        _ => "ws",
+    };
+    let bound = server
+        .bind(args.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    println!("listening on {scheme}://{}", bound.local_addr());
+    let _ = std::io::stdout().flush();
+    let handle = bound.handle();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        handle.shutdown();
+    });
+    bound.serve().await.map_err(|e| e.to_string())
+}
+
+/// Echoes every data message back unchanged, batching replies to messages
+/// that arrived together into one write.
+async fn echo(mut ws: ServerSocket, _req: UpgradeRequest) {
+    while let Some(Ok(message)) = ws.recv().await {
+        if message.is_data() && ws.send(message).await.is_err() {
+            break;
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the process is stopped the default way.
+        std::future::pending::<()>().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,284 @@
+//! Opening connections: [`connect`] and [`ClientBuilder`].
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use duplex_proto::handshake::client::{parse_response, ClientRequest};
+use duplex_proto::handshake::{HandshakeLimits, Headers};
+use duplex_proto::{Config, Connection, HandshakeError, Role};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::error::{Error, Result};
+use crate::stream::MaybeTlsStream;
+use crate::websocket::WebSocket;
+
+/// A client connection.
+pub type ClientSocket = WebSocket<MaybeTlsStream>;
+
+/// Connects to a `ws://` or `wss://` URL with default settings.
+///
+/// ```no_run
+/// # async fn example() -> duplex::Result<()> {
+/// let mut ws = duplex::connect("ws://127.0.0.1:8080/echo").await?;
+/// ws.send("Hello, server!").await?;
+/// if let Some(reply) = ws.recv().await {
+///     println!("{:?}", reply?);
+/// }
+/// ws.close(None).await?;
+/// # Ok(()) }
+/// ```
+pub async fn connect(url: &str) -> Result<ClientSocket> {
+    ClientBuilder::new(url).connect().await
+}
+
+/// Where to connect, parsed from a URL.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `true` for `wss://`.
+    pub tls: bool,
+    /// The host name or address (IPv6 without brackets).
+    pub host: String,
+    /// The port (default 80 / 443).
+    pub port: u16,
+    /// The `Host` header value.
+    pub host_header: String,
+    /// Path and query.
+    pub resource: String,
+}
+
+impl Target {
+    /// Parses a `ws://` or `wss://` URL.
+    pub fn parse(url: &str) -> Result<Target> {
+        let parsed = url::Url::parse(url).map_err(|e| Error::Url(format!("{url}: {e}")))?;
+        let tls = match parsed.scheme() {
+            "ws" => false,
+            "wss" => true,
+            other => {
+                return Err(Error::Url(format!(
+                    "{url}: scheme must be ws or wss, not {other}"
+                )))
+            }
+        };
+        let host = match parsed.host() {
+            Some(url::Host::Domain(d)) => d.to_string(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            None => return Err(Error::Url(format!("{url}: no host"))),
+        };
+        let port = parsed
+            .port_or_known_default()
+            .unwrap_or(if tls { 443 } else { 80 });
+        let host_part = parsed.host_str().unwrap_or_default();
+        let host_header = match parsed.port() {
+            Some(port) => format!("{host_part}:{port}"),
+            None => host_part.to_string(),
+        };
+        let mut resource = parsed.path().to_string();
+        if let Some(query) = parsed.query() {
+            resource.push('?');
+            resource.push_str(query);
+        }
+        Ok(Target {
+            tls,
+            host,
+            port,
+            host_header,
+            resource,
+        })
+    }
+}
+
+/// Settings for a client connection.
+///
+/// ```no_run
+/// # async fn example() -> duplex::Result<()> {
+/// use std::time::Duration;
+/// let ws = duplex::ClientBuilder::new("ws://127.0.0.1:8080/chat/lobby")
+///     .header("Authorization", "Bearer token")
+///     .protocol("chat.v1")
+///     .connect_timeout(Duration::from_secs(3))
+///     .connect()
+///     .await?;
+/// println!("agreed subprotocol: {:?}", ws.protocol());
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    url: String,
+    headers: Headers,
+    protocols: Vec<String>,
+    connect_timeout: Duration,
+    handshake_timeout: Duration,
+    config: Config,
+    limits: HandshakeLimits,
+    #[cfg(feature = "tls")]
+    tls: crate::tls::TlsOptions,
+}
+
+impl ClientBuilder {
+    /// Starts a builder for `url`.
+    pub fn new(url: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            url: url.into(),
+            headers: Headers::default(),
+            protocols: Vec::new(),
+            connect_timeout: Duration::from_secs(10),
+            handshake_timeout: Duration::from_secs(10),
+            config: Config::default(),
+            limits: HandshakeLimits::default(),
+            #[cfg(feature = "tls")]
+            tls: crate::tls::TlsOptions::default(),
+        }
+    }
+
+    /// Adds a request header (e.g. `Authorization`, `Origin`, `Cookie`).
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push(name, value);
+        self
+    }
+
+    /// Offers a subprotocol (call again to offer several, in preference
+    /// order).
+    pub fn protocol(mut self, protocol: impl Into<String>) -> Self {
+        self.protocols.push(protocol.into());
+        self
+    }
+
+    /// Limits the TCP (and TLS) connect (default 10 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Limits the HTTP upgrade exchange (default 10 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The engine's settings (limits, compression offer).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Trusts an extra root certificate (PEM) for `wss://`.
+    #[cfg(feature = "tls")]
+    pub fn add_root_certificates_pem(mut self, pem: &[u8]) -> Result<Self> {
+        self.tls.extra_roots.extend(crate::tls::load_certs(pem)?);
+        Ok(self)
+    }
+
+    /// Accepts any server certificate. For testing only.
+    #[cfg(feature = "tls")]
+    pub fn danger_accept_invalid_certs(mut self, insecure: bool) -> Self {
+        self.tls.insecure = insecure;
+        self
+    }
+
+    /// The URL this builder connects to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Opens the TCP (and TLS) connection and performs the handshake.
+    pub async fn connect(&self) -> Result<ClientSocket> {
+        let target = Target::parse(&self.url)?;
+        let stream = tokio::time::timeout(self.connect_timeout, self.open(&target))
+            .await
+            .map_err(|_| Error::Timeout("connecting"))??;
+        self.handshake(stream, &target).await
+    }
+
+    async fn open(&self, target: &Target) -> Result<MaybeTlsStream> {
+        let tcp = TcpStream::connect((target.host.as_str(), target.port)).await?;
+        tcp.set_nodelay(true)?;
+        if !target.tls {
+            return Ok(MaybeTlsStream::Plain(tcp));
+        }
+        #[cfg(feature = "tls")]
+        {
+            let config = crate::tls::client_config(&self.tls)?;
+            let name = rustls::pki_types::ServerName::try_from(target.host.clone())
+                .map_err(|e| Error::Tls(format!("server name {}: {e}", target.host)))?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| Error::Tls(e.to_string()))?;
+            Ok(MaybeTlsStream::ClientTls(Box::new(tls)))
+        }
+        #[cfg(not(feature = "tls"))]
+        Err(Error::Url("wss:// needs the `tls` feature".into()))
+    }
+
+    /// Performs the handshake over an already open stream.
+    pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: S,
+        target: &Target,
+    ) -> Result<WebSocket<S>> {
+        tokio::time::timeout(self.handshake_timeout, self.handshake_inner(stream, target))
+            .await
+            .map_err(|_| Error::Timeout("waiting for the handshake response"))?
+    }
+
+    async fn handshake_inner<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut stream: S,
+        target: &Target,
+    ) -> Result<WebSocket<S>> {
+        #[cfg(feature = "deflate")]
+        let offer = self.config.deflate.as_ref().map(|d| d.client_offer());
+        #[cfg(not(feature = "deflate"))]
+        let offer: Option<String> = None;
+        let protocols: Vec<&str> = self.protocols.iter().map(String::as_str).collect();
+        let request = ClientRequest::new(
+            &target.host_header,
+            &target.resource,
+            &protocols,
+            offer.as_deref(),
+            &self.headers,
+        );
+        stream.write_all(request.bytes()).await?;
+        stream.flush().await?;
+        let mut buf = BytesMut::with_capacity(1024);
+        let (response, used) = loop {
+            if let Some(parsed) = parse_response(&buf, &self.limits)? {
+                break parsed;
+            }
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Err(Error::Handshake(HandshakeError::new(
+                    0,
+                    "connection closed during the handshake",
+                )));
+            }
+        };
+        let accepted = request.validate(&response)?;
+        #[allow(unused_mut)]
+        let mut conn = Connection::new(Role::Client, self.config.clone());
+        #[cfg(feature = "deflate")]
+        if let Some(deflate) = &self.config.deflate {
+            if !accepted.extensions.is_empty() {
+                let parsed = duplex_proto::extensions::parse_extensions(
+                    accepted.extensions.iter().map(String::as_str),
+                )
+                .map_err(|e| {
+                    HandshakeError::new(0, format!("invalid Sec-WebSocket-Extensions: {e}"))
+                })?;
+                match deflate.client_accept(&parsed) {
+                    Ok(Some(params)) => conn.enable_deflate(params),
+                    Ok(None) => {}
+                    Err(e) => {
+                        return Err(
+                            HandshakeError::new(0, format!("extension negotiation: {e}")).into(),
+                        )
+                    }
+                }
+            }
+        }
+        let mut ws = WebSocket::from_parts(stream, conn, &buf[used..]);
+        ws.set_protocol(accepted.protocol);
+        Ok(ws)
+    }
+}

@@ -1,0 +1,85 @@
+//! [`UpgradeRequest`]: what a server route sees of the client's request.
+
+use std::net::SocketAddr;
+
+use duplex_proto::handshake::server::Request;
+use duplex_proto::handshake::Headers;
+
+use crate::router::Params;
+
+/// The HTTP request that opened a connection: path, route parameters,
+/// query, headers and the peer's address.
+#[derive(Debug, Clone)]
+pub struct UpgradeRequest {
+    request: Request,
+    params: Params,
+    remote_addr: Option<SocketAddr>,
+}
+
+impl UpgradeRequest {
+    pub(crate) fn new(request: Request, params: Params, remote_addr: Option<SocketAddr>) -> Self {
+        UpgradeRequest {
+            request,
+            params,
+            remote_addr,
+        }
+    }
+
+    /// The request path, without the query.
+    pub fn path(&self) -> &str {
+        self.request.path()
+    }
+
+    /// The raw query string, if any.
+    pub fn query(&self) -> Option<&str> {
+        self.request.query()
+    }
+
+    /// The first value of a query parameter (percent-decoded).
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        let query = self.query()?;
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    /// A route parameter such as `room` in `/chat/{room}`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.get(name)
+    }
+
+    /// All route parameters.
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &Headers {
+        self.request.headers()
+    }
+
+    /// The first value of a header.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.request.headers().get(name)
+    }
+
+    /// The `Origin` header (sent by browsers).
+    pub fn origin(&self) -> Option<&str> {
+        self.request.origin()
+    }
+
+    /// The subprotocols the client offers.
+    pub fn protocols(&self) -> Vec<&str> {
+        self.request.protocols()
+    }
+
+    /// The client's address.
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.remote_addr
+    }
+
+    /// The parsed HTTP request.
+    pub fn http(&self) -> &Request {
+        &self.request
+    }
+}

@@ -1,0 +1,533 @@
+//! [`WebSocket`]: the engine from `duplex-proto` on an async byte stream.
+//!
+//! All I/O is poll-based and every method keeps the connection's state
+//! consistent at each `.await`, so:
+//!
+//! - [`WebSocket::recv`] is **cancellation-safe**: use it in
+//!   `tokio::select!`; a message is never lost or half-read when the other
+//!   branch wins (bytes already read stay in the engine's buffer).
+//! - [`WebSocket::send`] and [`WebSocket::flush`] are cancellation-safe in
+//!   the sense that a message, once queued, stays queued: if the future is
+//!   dropped mid-write, the rest goes out with the next `send`/`flush`.
+//!
+//! [`WebSocket::split`] gives a reader and a writer that can live in
+//! different tasks. Both share the engine behind one short-held lock, and
+//! both are woken when the socket becomes writable, so the pongs and close
+//! replies the reader queues never steal the writer's wake-up.
+
+use std::future::poll_fn;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{ready, Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use bytes::Buf;
+use duplex_proto::{CloseCode, CloseFrame, Config, Connection, Message, Role};
+use futures_util::task::AtomicWaker;
+use futures_util::{Sink, Stream};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, Sleep};
+
+use crate::error::{Error, Result};
+
+/// How long a closing connection waits for the peer by default: for its
+/// close frame, and then (a client) for the server to close the TCP
+/// connection.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The smallest free space kept in the read buffer before a read. Small, so
+/// that idle connections stay cheap; the buffer grows with what arrives.
+const READ_RESERVE: usize = 4096;
+
+/// Output above this many bytes makes `poll_ready` flush first
+/// (backpressure for `Sink` users and `feed`).
+const OUTPUT_HIGH_WATER: usize = 256 * 1024;
+
+/// Wakers of the two halves. The socket only keeps one write waker, so the
+/// one it is given wakes both halves.
+#[derive(Default)]
+struct Wakers {
+    read: AtomicWaker,
+    reader_write: AtomicWaker,
+    writer_write: AtomicWaker,
+}
+
+impl Wake for Wakers {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.reader_write.wake();
+        self.writer_write.wake();
+    }
+}
+
+struct Inner<S> {
+    stream: S,
+    conn: Connection,
+    /// The socket reported end of stream.
+    eof: bool,
+    /// Our side of the transport was shut down.
+    shut_down: bool,
+    /// Reading is over: `recv` returns `None` from now on.
+    done: bool,
+    /// An abnormal end (EOF without close) was already reported.
+    reported_abnormal: bool,
+    close_timeout: Duration,
+    /// When the closing connection stops waiting for the peer.
+    deadline: Option<Pin<Box<Sleep>>>,
+}
+
+pub(crate) struct Shared<S> {
+    inner: Mutex<Inner<S>>,
+    wakers: Arc<Wakers>,
+    write_waker: Waker,
+}
+
+impl<S> Shared<S> {
+    fn lock(&self) -> MutexGuard<'_, Inner<S>> {
+        // A panic while holding the lock leaves the engine in a consistent
+        // state between calls, so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Something the server can close when it shuts down, whatever the stream
+/// type.
+pub(crate) trait Closeable: Send + Sync {
+    /// Starts the close handshake (if not started) and wakes the tasks.
+    fn start_close(&self, frame: CloseFrame);
+}
+
+impl<S: Send> Closeable for Shared<S> {
+    fn start_close(&self, frame: CloseFrame) {
+        let _ = self.lock().conn.close(Some(frame));
+        self.wakers.read.wake();
+        self.wakers.wake_by_ref();
+    }
+}
+
+/// A WebSocket connection over any async byte stream `S` (a `TcpStream`, a
+/// TLS stream, an in-memory duplex...), after the handshake.
+///
+/// ```no_run
+/// # async fn example() -> duplex::Result<()> {
+/// let mut ws = duplex::connect("ws://127.0.0.1:8080/echo").await?;
+/// ws.send(duplex::Message::text("hello")).await?;
+/// while let Some(message) = ws.recv().await {
+///     println!("{:?}", message?);
+/// }
+/// # Ok(()) }
+/// ```
+pub struct WebSocket<S> {
+    shared: Arc<Shared<S>>,
+    protocol: Option<String>,
+}
+
+impl<S> std::fmt::Debug for WebSocket<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Wraps a stream whose handshake is done. `leftover` holds bytes read
+    /// past the handshake (the start of the frame stream).
+    pub fn from_parts(stream: S, conn: Connection, leftover: &[u8]) -> WebSocket<S> {
+        let mut conn = conn;
+        conn.receive(leftover);
+        let wakers = Arc::new(Wakers::default());
+        WebSocket {
+            shared: Arc::new(Shared {
+                inner: Mutex::new(Inner {
+                    stream,
+                    conn,
+                    eof: false,
+                    shut_down: false,
+                    done: false,
+                    reported_abnormal: false,
+                    close_timeout: DEFAULT_CLOSE_TIMEOUT,
+                    deadline: None,
+                }),
+                write_waker: Waker::from(wakers.clone()),
+                wakers,
+            }),
+            protocol: None,
+        }
+    }
+
+    /// Wraps a stream whose handshake is done, with a fresh engine.
+    pub fn from_raw(stream: S, role: Role, config: Config) -> WebSocket<S> {
+        Self::from_parts(stream, Connection::new(role, config), &[])
+    }
+
+    pub(crate) fn set_protocol(&mut self, protocol: Option<String>) {
+        self.protocol = protocol;
+    }
+
+    pub(crate) fn shared(&self) -> Arc<Shared<S>> {
+        self.shared.clone()
+    }
+
+    /// The subprotocol agreed in the handshake.
+    pub fn protocol(&self) -> Option<&str> {
+        self.protocol.as_deref()
+    }
+
+    /// Whether `permessage-deflate` was negotiated.
+    pub fn is_compressed(&self) -> bool {
+        self.shared.lock().conn.is_compressed()
+    }
+
+    /// Sets how long [`WebSocket::close`] waits for the peer (default 5 s).
+    pub fn set_close_timeout(&mut self, timeout: Duration) {
+        self.shared.lock().close_timeout = timeout;
+    }
+
+    /// Receives the next message; `None` once the connection is over.
+    ///
+    /// Pings are answered and close frames echoed by the engine; both are
+    /// also returned so the application can see them. After a
+    /// [`Message::Close`] the next call returns `None` (once the transport
+    /// has been closed properly). Cancellation-safe.
+    pub async fn recv(&mut self) -> Option<Result<Message>> {
+        poll_fn(|cx| poll_recv(&self.shared, cx)).await
+    }
+
+    /// Queues a message and writes everything queued.
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
+        self.feed(message)?;
+        self.flush().await
+    }
+
+    /// Queues a message without writing it: several fed messages go out in
+    /// one write at the next [`WebSocket::flush`] or `send`.
+    pub fn feed(&mut self, message: impl Into<Message>) -> Result<()> {
+        feed(&self.shared, message.into())
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<()> {
+        poll_fn(|cx| poll_flush(&self.shared, cx)).await
+    }
+
+    /// Closes the connection: sends a close frame (1000 if `frame` is
+    /// `None`), then reads until the peer's close arrives and the transport
+    /// ends, discarding data, for at most the close timeout.
+    pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<()> {
+        let frame = frame.unwrap_or_else(|| CloseFrame::new(CloseCode::Normal, ""));
+        match feed(&self.shared, Message::Close(Some(frame))) {
+            Ok(()) | Err(Error::Closed) => {}
+            Err(e) => return Err(e),
+        }
+        self.flush().await?;
+        let timeout = self.shared.lock().close_timeout;
+        let drain = async {
+            while let Some(item) = self.recv().await {
+                if let Err(e) = item {
+                    return Err(e);
+                }
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(timeout, drain).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::Timeout("waiting for the peer's close")),
+        }
+    }
+
+    /// The peer's close code once the connection is over: the code it sent,
+    /// 1005 if its close frame had none, 1006 if it never sent one.
+    pub fn close_code(&self) -> CloseCode {
+        self.shared.lock().conn.close_code()
+    }
+
+    /// The peer's close frame, if one arrived with a status code.
+    pub fn close_frame(&self) -> Option<CloseFrame> {
+        self.shared.lock().conn.peer_close_frame().cloned()
+    }
+
+    /// Splits into a reader and a writer that can be used from different
+    /// tasks.
+    pub fn split(self) -> (WsReader<S>, WsWriter<S>) {
+        (
+            WsReader {
+                shared: self.shared.clone(),
+            },
+            WsWriter {
+                shared: self.shared,
+            },
+        )
+    }
+
+    /// Puts a split connection back together.
+    pub fn reunite(reader: WsReader<S>, writer: WsWriter<S>) -> Option<WebSocket<S>> {
+        if Arc::ptr_eq(&reader.shared, &writer.shared) {
+            Some(WebSocket {
+                shared: writer.shared,
+                protocol: None,
+            })
+        } else {
+            None
+        }
+    }
+}
+
+fn feed<S>(shared: &Shared<S>, message: Message) -> Result<()> {
+    shared.lock().conn.send(message).map_err(Error::from)
+}
+
+/// Writes queued output for the writer. The socket gets the shared write
+/// waker, which wakes both halves.
+fn poll_flush<S: AsyncWrite + Unpin>(shared: &Shared<S>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    let mut inner = shared.lock();
+    shared.wakers.writer_write.register(cx.waker());
+    let mut write_cx = Context::from_waker(&shared.write_waker);
+    flush_inner(&mut inner, &mut write_cx).map_err(Error::Io)
+}
+
+fn flush_inner<S: AsyncWrite + Unpin>(
+    inner: &mut Inner<S>,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<()>> {
+    let Inner { stream, conn, .. } = inner;
+    while conn.has_output() {
+        let mut slices = [IoSlice::new(&[]); 64];
+        let count = conn.pending_output().chunks_vectored(&mut slices);
+        let written = ready!(Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..count]))?;
+        if written == 0 {
+            return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+        }
+        conn.output().advance(written);
+    }
+    ready!(Pin::new(&mut *stream).poll_flush(cx))?;
+    conn.shrink_buffers();
+    Poll::Ready(Ok(()))
+}
+
+fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
+    shared: &Shared<S>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Message>>> {
+    let mut guard = shared.lock();
+    let inner = &mut *guard;
+    shared.wakers.read.register(cx.waker());
+    shared.wakers.reader_write.register(cx.waker());
+    let mut write_cx = Context::from_waker(&shared.write_waker);
+    loop {
+        if inner.done {
+            return Poll::Ready(None);
+        }
+        match inner.conn.next_message() {
+            Ok(Some(message)) => {
+                // Send pongs and close replies right away when the socket
+                // allows; otherwise they go out with the next flush.
+                if inner.conn.has_output() {
+                    let _ = flush_inner(inner, &mut write_cx);
+                }
+                return Poll::Ready(Some(Ok(message)));
+            }
+            Ok(None) => {}
+            Err(error) => return Poll::Ready(Some(Err(Error::Protocol(error)))),
+        }
+        if inner.conn.is_closed() {
+            return poll_finish(inner, cx, &mut write_cx);
+        }
+        if inner.conn.has_output() {
+            // Pending is fine: the shared write waker wakes us.
+            if let Poll::Ready(Err(e)) = flush_inner(inner, &mut write_cx) {
+                inner.done = true;
+                return Poll::Ready(Some(Err(Error::Io(e))));
+            }
+        }
+        if inner.eof {
+            inner.done = true;
+            if inner.reported_abnormal {
+                return Poll::Ready(None);
+            }
+            inner.reported_abnormal = true;
+            return Poll::Ready(Some(Err(Error::AbnormalClose)));
+        }
+        let Inner { stream, conn, .. } = inner;
+        let buf = conn.input_buffer();
+        if buf.capacity() - buf.len() < READ_RESERVE {
+            buf.reserve(READ_RESERVE.max(buf.len()));
+        }
+        match tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(0)) => inner.eof = true,
+            Poll::Ready(Ok(_)) => {}
+            Poll::Ready(Err(e)) => {
+                inner.done = true;
+                return Poll::Ready(Some(Err(Error::Io(e))));
+            }
+        }
+    }
+}
+
+/// The end of a connection after the close handshake (or a failure):
+/// flush the close frame, shut down our side where RFC 6455 §7.1.1 says we
+/// close first (the server, or anyone failing the connection), then read
+/// and discard until the peer closes too, at most until the close timeout.
+/// Draining instead of closing at once keeps the kernel from resetting the
+/// connection while our close frame is still in flight.
+fn poll_finish<S: AsyncRead + AsyncWrite + Unpin>(
+    inner: &mut Inner<S>,
+    cx: &mut Context<'_>,
+    write_cx: &mut Context<'_>,
+) -> Poll<Option<Result<Message>>> {
+    if inner.deadline.is_none() {
+        inner.deadline = Some(Box::pin(tokio::time::sleep_until(
+            Instant::now() + inner.close_timeout,
+        )));
+    }
+    let timed_out = inner
+        .deadline
+        .as_mut()
+        .is_some_and(|d| d.as_mut().poll(cx).is_ready());
+    if timed_out {
+        inner.done = true;
+        return Poll::Ready(None);
+    }
+    match flush_inner(inner, write_cx) {
+        Poll::Pending => return Poll::Pending,
+        Poll::Ready(Err(_)) => {
+            inner.done = true;
+            return Poll::Ready(None);
+        }
+        Poll::Ready(Ok(())) => {}
+    }
+    let closes_first = inner.conn.role() == Role::Server || inner.conn.failed();
+    if closes_first && !inner.shut_down {
+        match Pin::new(&mut inner.stream).poll_shutdown(write_cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(_) => inner.shut_down = true,
+        }
+    }
+    let mut scratch = [0u8; 4096];
+    while !inner.eof {
+        let mut buf = tokio::io::ReadBuf::new(&mut scratch);
+        match Pin::new(&mut inner.stream).poll_read(cx, &mut buf) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(())) if buf.filled().is_empty() => inner.eof = true,
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(_)) => inner.eof = true,
+        }
+    }
+    inner.done = true;
+    Poll::Ready(None)
+}
+
+use std::future::Future as _;
+
+fn poll_ready<S: AsyncWrite + Unpin>(shared: &Shared<S>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    let pending = shared.lock().conn.pending_output().remaining();
+    if pending > OUTPUT_HIGH_WATER {
+        ready!(poll_flush(shared, cx))?;
+    }
+    Poll::Ready(Ok(()))
+}
+
+fn poll_close<S: AsyncWrite + Unpin>(shared: &Shared<S>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    {
+        let mut inner = shared.lock();
+        if !inner.conn.close_sent() && !inner.conn.failed() {
+            let _ = inner
+                .conn
+                .close(Some(CloseFrame::new(CloseCode::Normal, "")));
+        }
+    }
+    poll_flush(shared, cx)
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
+    type Item = Result<Message>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        poll_recv(&self.shared, cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
+    type Error = Error;
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        poll_ready(&self.shared, cx)
+    }
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
+        feed(&self.shared, item)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        poll_flush(&self.shared, cx)
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        poll_close(&self.shared, cx)
+    }
+}
+
+/// The receiving half of a split [`WebSocket`].
+pub struct WsReader<S> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WsReader<S> {
+    /// Receives the next message, like [`WebSocket::recv`]. Cancellation-safe.
+    pub async fn recv(&mut self) -> Option<Result<Message>> {
+        poll_fn(|cx| poll_recv(&self.shared, cx)).await
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsReader<S> {
+    type Item = Result<Message>;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        poll_recv(&self.shared, cx)
+    }
+}
+
+/// The sending half of a split [`WebSocket`].
+pub struct WsWriter<S> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
+    /// Queues a message and writes everything queued.
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
+        self.feed(message)?;
+        self.flush().await
+    }
+
+    /// Queues a message without writing it.
+    pub fn feed(&mut self, message: impl Into<Message>) -> Result<()> {
+        feed(&self.shared, message.into())
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<()> {
+        poll_fn(|cx| poll_flush(&self.shared, cx)).await
+    }
+
+    /// Sends a close frame (1000 if `None`); the reader sees the peer's
+    /// answer and then the end of the stream.
+    pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<()> {
+        let frame = frame.unwrap_or_else(|| CloseFrame::new(CloseCode::Normal, ""));
+        self.feed(Message::Close(Some(frame)))?;
+        self.flush().await
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WsWriter<S> {
+    type Error = Error;
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        poll_ready(&self.shared, cx)
+    }
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
+        feed(&self.shared, item)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        poll_flush(&self.shared, cx)
+    }
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        poll_close(&self.shared, cx)
+    }
+}
