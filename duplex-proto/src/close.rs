@@ -171,13 +171,13 @@ mod tests {
             1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999,
             4000, 4999,
         ] {
-            let payload = (code as u16).to_be_bytes();
+            let payload = u16::to_be_bytes(code);
             assert!(CloseFrame::parse(&payload).unwrap().is_some(), "{code}");
         }
         for code in [
             0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
         ] {
-            let payload = (code as u16).to_be_bytes();
+            let payload = u16::to_be_bytes(code);
             assert_eq!(
                 CloseFrame::parse(&payload),
                 Err(ProtocolError::InvalidCloseCode(code)),

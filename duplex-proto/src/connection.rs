@@ -130,16 +130,12 @@ impl Connection {
     /// agreed on (and the compression settings of `config.deflate`).
     #[cfg(feature = "deflate")]
     pub fn enable_deflate(&mut self, params: crate::deflate::DeflateParams) {
-        use crate::deflate::{DeflateConfig, DeflateRole, PerMessageDeflate};
+        use crate::deflate::{DeflateRole, PerMessageDeflate};
         let role = match self.role {
             Role::Server => DeflateRole::Server,
             Role::Client => DeflateRole::Client,
         };
-        let settings = self
-            .config
-            .deflate
-            .clone()
-            .unwrap_or_else(DeflateConfig::default);
+        let settings = self.config.deflate.clone().unwrap_or_default();
         self.deflate = Some(Box::new(PerMessageDeflate::new(role, params, &settings)));
     }
 

@@ -227,9 +227,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         let timeout = self.shared.lock().close_timeout;
         let drain = async {
             while let Some(item) = self.recv().await {
-                if let Err(e) = item {
-                    return Err(e);
-                }
+                item?;
             }
             Ok(())
         };
