@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
+use duplex::rooms::Relay;
 use duplex::{Config, HttpResponse, Server, ServerSocket, UpgradeRequest};
 
 /// The chat page, embedded at build time.
@@ -42,6 +43,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     let mut server = Server::new()
         .config(config)
         .route("/echo", echo)
+        .handler("/chat/{room}", Relay::for_request)
         .http("/healthz", |_| HttpResponse::text(200, "ok"))
         .http("/", |_| HttpResponse::html(CHAT_PAGE));
     let scheme = match (&args.tls_cert, &args.tls_key) {

@@ -24,13 +24,14 @@
 //! ```
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use duplex_proto::{CloseCode, CloseFrame, Message};
 
 use crate::error::{Error, Result};
 use crate::queue::{OutboundQueue, QueueStats, Refused};
 use crate::request::UpgradeRequest;
+use crate::rooms::Rooms;
 use crate::stream::MaybeTlsStream;
 use crate::websocket::WebSocket;
 
@@ -78,6 +79,9 @@ pub trait Handler: Send + 'static {
 
 struct SessionInner {
     id: u64,
+    rooms: Arc<Rooms>,
+    /// The rooms this session is in, so it can leave them all at the end.
+    joined: Mutex<Vec<String>>,
     request: UpgradeRequest,
     queue: OutboundQueue,
     stats: Arc<QueueStats>,
@@ -111,6 +115,7 @@ impl Eq for Session {}
 impl Session {
     pub(crate) fn new(
         id: u64,
+        rooms: Arc<Rooms>,
         request: UpgradeRequest,
         queue: OutboundQueue,
         stats: Arc<QueueStats>,
@@ -119,6 +124,8 @@ impl Session {
         Session {
             inner: Arc::new(SessionInner {
                 id,
+                rooms,
+                joined: Mutex::new(Vec::new()),
                 request,
                 queue,
                 stats,
@@ -136,6 +143,35 @@ impl Session {
     /// headers).
     pub fn request(&self) -> &UpgradeRequest {
         &self.inner.request
+    }
+
+    /// The server's room registry.
+    pub fn rooms(&self) -> &Rooms {
+        &self.inner.rooms
+    }
+
+    pub(crate) fn joined(&self, room: &str) {
+        let mut joined = self.inner.joined.lock().unwrap_or_else(|p| p.into_inner());
+        if !joined.iter().any(|r| r == room) {
+            joined.push(room.to_string());
+        }
+    }
+
+    pub(crate) fn left(&self, room: &str) {
+        self.inner
+            .joined
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|r| r != room);
+    }
+
+    /// Leaves every room (when the connection ends).
+    fn leave_all_rooms(&self) {
+        let joined =
+            std::mem::take(&mut *self.inner.joined.lock().unwrap_or_else(|p| p.into_inner()));
+        for room in joined {
+            self.inner.rooms.leave_id(&room, self.inner.id);
+        }
     }
 
     /// The agreed subprotocol.
@@ -205,4 +241,5 @@ pub(crate) async fn drive<H: Handler>(
     let frame = ws.close_frame();
     let reason = frame.as_ref().map_or("", |f| f.reason.as_str());
     handler.on_close(&session, ws.close_code(), reason).await;
+    session.leave_all_rooms();
 }

@@ -38,6 +38,7 @@ mod error;
 mod handler;
 mod queue;
 mod request;
+pub mod rooms;
 pub mod router;
 mod server;
 mod stream;

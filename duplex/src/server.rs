@@ -41,6 +41,7 @@ use crate::error::Result;
 use crate::handler::{drive, Handler, Session};
 use crate::queue::{OutboundQueue, QueueLimits, QueueStats};
 use crate::request::UpgradeRequest;
+use crate::rooms::Rooms;
 use crate::router::Pattern;
 use crate::stream::MaybeTlsStream;
 use crate::websocket::{Closeable, WebSocket};
@@ -60,6 +61,7 @@ pub(crate) struct ConnectionContext {
     pub(crate) id: u64,
     pub(crate) stats: Arc<QueueStats>,
     pub(crate) queue_limits: QueueLimits,
+    pub(crate) rooms: Arc<Rooms>,
 }
 
 #[derive(Clone)]
@@ -162,6 +164,7 @@ pub struct Server {
     queue_limits: QueueLimits,
     shutdown_grace: Duration,
     upgrade_hook: Option<UpgradeHook>,
+    rooms: Arc<Rooms>,
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -184,6 +187,7 @@ impl Server {
             queue_limits: QueueLimits::default(),
             shutdown_grace: Duration::from_secs(3),
             upgrade_hook: None,
+            rooms: Arc::new(Rooms::new()),
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -215,6 +219,7 @@ impl Server {
                 let protocol = ws.protocol().map(str::to_string);
                 let session = Session::new(
                     ctx.id,
+                    ctx.rooms,
                     req,
                     OutboundQueue::new(ctx.queue_limits),
                     ctx.stats,
@@ -282,6 +287,13 @@ impl Server {
     /// How long a shutdown waits for clients to answer the close (default 3 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
+        self
+    }
+
+    /// Uses this room registry (e.g. shared with other servers of the
+    /// process) instead of the server's own.
+    pub fn rooms(mut self, rooms: Arc<Rooms>) -> Self {
+        self.rooms = rooms;
         self
     }
 
@@ -521,6 +533,7 @@ async fn handle_connection(shared: &Arc<ServerShared>, tcp: TcpStream, addr: Soc
                 id,
                 stats: shared.stats.clone(),
                 queue_limits: server.queue_limits,
+                rooms: server.rooms.clone(),
             };
             f(ws, request, ctx).await;
             shared.registry().remove(&id);
