@@ -5,6 +5,9 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Args;
+use std::time::Duration;
+
+use duplex::reconnect::{ClientEvent, ReconnectPolicy, ReconnectingClient};
 use duplex::{ClientBuilder, CloseCode, Config, Error, Message};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -34,6 +37,17 @@ pub struct ConnectArgs {
     /// Connect timeout in seconds.
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
+    /// Reconnect with exponential backoff when the connection drops;
+    /// lines typed meanwhile are queued and sent after the reconnect.
+    #[arg(long)]
+    reconnect: bool,
+    /// With --reconnect: give up after this many failed attempts in a row.
+    #[arg(long)]
+    max_attempts: Option<u32>,
+    /// Ping the server after this many seconds of silence and give up when
+    /// it does not answer within as many seconds again.
+    #[arg(long)]
+    keepalive: Option<f64>,
 }
 
 pub async fn run(args: ConnectArgs) -> Result<(), String> {
@@ -63,6 +77,17 @@ pub async fn run(args: ConnectArgs) -> Result<(), String> {
     if args.insecure {
         eprintln!("duplex: warning: --insecure: the server's certificate is not verified");
     }
+    if let Some(secs) = args.keepalive {
+        let every = Duration::from_secs_f64(secs);
+        builder = builder.keepalive(every, every);
+    }
+    if args.reconnect {
+        let policy = ReconnectPolicy {
+            max_attempts: args.max_attempts,
+            ..ReconnectPolicy::default()
+        };
+        return reconnecting(ReconnectingClient::spawn(builder, policy), args.echo).await;
+    }
     let ws = builder
         .connect()
         .await
@@ -72,6 +97,67 @@ pub async fn run(args: ConnectArgs) -> Result<(), String> {
     } else {
         interactive(ws).await
     }
+}
+
+/// `--reconnect`: the same contract on top of the reconnecting client.
+async fn reconnecting(mut client: ReconnectingClient, echo: bool) -> Result<(), String> {
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = !echo;
+    let mut out = std::io::stdout();
+    loop {
+        tokio::select! {
+            line = lines.next_line(), if stdin_open => match line {
+                Ok(Some(line)) => {
+                    if let Err(e) = client.send(Message::text(line)) {
+                        eprintln!("duplex: message not queued: {e}");
+                    }
+                }
+                Ok(None) | Err(_) => {
+                    stdin_open = false;
+                    client.close();
+                }
+            },
+            event = client.next_event() => match event {
+                Some(ClientEvent::Message(message)) => {
+                    if echo {
+                        let _ = client.send(message);
+                    } else {
+                        print_message(&mut out, &message);
+                    }
+                }
+                Some(ClientEvent::Connected { .. }) => eprintln!("duplex: connected"),
+                Some(ClientEvent::Disconnected { code, error }) => match error {
+                    Some(error) => eprintln!("duplex: disconnected ({code}): {error}"),
+                    None => eprintln!("duplex: disconnected ({code})"),
+                },
+                Some(ClientEvent::ConnectFailed { error }) => eprintln!("duplex: connect failed: {error}"),
+                Some(ClientEvent::Reconnecting { attempt, delay }) => {
+                    eprintln!("duplex: reconnecting (attempt {attempt}) in {} ms", delay.as_millis());
+                }
+                Some(ClientEvent::Stopped { undelivered, gave_up }) => {
+                    return match (undelivered.len(), gave_up) {
+                        (0, false) => Ok(()),
+                        (n, true) => Err(format!("gave up reconnecting; {n} message(s) not delivered")),
+                        (n, false) => Err(format!("{n} message(s) not delivered")),
+                    };
+                }
+                None => return Ok(()),
+            },
+        }
+    }
+}
+
+fn print_message(out: &mut std::io::Stdout, message: &Message) {
+    match message {
+        Message::Text(text) => {
+            let _ = writeln!(out, "{text}");
+        }
+        Message::Binary(data) => {
+            let _ = writeln!(out, "<binary {} bytes: {}>", data.len(), hex_preview(data));
+        }
+        _ => return,
+    }
+    let _ = out.flush();
 }
 
 fn describe(url: &str, error: Error) -> String {
@@ -107,16 +193,9 @@ async fn interactive(ws: duplex::ClientSocket) -> Result<(), String> {
         let mut out = std::io::stdout();
         while let Some(item) = reader.recv().await {
             match item {
-                Ok(Message::Text(text)) => {
-                    let _ = writeln!(out, "{text}");
-                }
-                Ok(Message::Binary(data)) => {
-                    let _ = writeln!(out, "<binary {} bytes: {}>", data.len(), hex_preview(&data));
-                }
-                Ok(_) => {}
+                Ok(message) => print_message(&mut out, &message),
                 Err(e) => return Err(e.to_string()),
             }
-            let _ = out.flush();
         }
         Ok(reader)
     });

@@ -26,6 +26,10 @@ pub struct ServeArgs {
     /// Do not accept permessage-deflate.
     #[arg(long)]
     no_compression: bool,
+    /// Ping clients after this many seconds of silence and drop those that
+    /// do not answer within as many seconds again.
+    #[arg(long)]
+    keepalive: Option<f64>,
     /// Largest message accepted, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     max_message_size: usize,
@@ -46,6 +50,10 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         .handler("/chat/{room}", Relay::for_request)
         .http("/healthz", |_| HttpResponse::text(200, "ok"))
         .http("/", |_| HttpResponse::html(CHAT_PAGE));
+    if let Some(secs) = args.keepalive {
+        let every = std::time::Duration::from_secs_f64(secs);
+        server = server.keepalive(every, every);
+    }
     let scheme = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             let cert =

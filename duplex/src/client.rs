@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 
 use crate::error::{Error, Result};
 use crate::stream::MaybeTlsStream;
-use crate::websocket::WebSocket;
+use crate::websocket::{KeepAlive, WebSocket};
 
 /// A client connection.
 pub type ClientSocket = WebSocket<MaybeTlsStream>;
@@ -112,6 +112,7 @@ pub struct ClientBuilder {
     handshake_timeout: Duration,
     config: Config,
     limits: HandshakeLimits,
+    keepalive: Option<KeepAlive>,
     #[cfg(feature = "tls")]
     tls: crate::tls::TlsOptions,
 }
@@ -127,6 +128,7 @@ impl ClientBuilder {
             handshake_timeout: Duration::from_secs(10),
             config: Config::default(),
             limits: HandshakeLimits::default(),
+            keepalive: None,
             #[cfg(feature = "tls")]
             tls: crate::tls::TlsOptions::default(),
         }
@@ -154,6 +156,14 @@ impl ClientBuilder {
     /// Limits the HTTP upgrade exchange (default 10 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Pings the server after `interval` of silence and gives the
+    /// connection up when nothing arrives within `timeout` after that
+    /// (see [`WebSocket::set_keepalive`]).
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.keepalive = Some(KeepAlive { interval, timeout });
         self
     }
 
@@ -279,6 +289,7 @@ impl ClientBuilder {
         }
         let mut ws = WebSocket::from_parts(stream, conn, &buf[used..]);
         ws.set_protocol(accepted.protocol);
+        ws.set_keepalive(self.keepalive);
         Ok(ws)
     }
 }

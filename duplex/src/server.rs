@@ -44,7 +44,7 @@ use crate::request::UpgradeRequest;
 use crate::rooms::Rooms;
 use crate::router::Pattern;
 use crate::stream::MaybeTlsStream;
-use crate::websocket::{Closeable, WebSocket};
+use crate::websocket::{Closeable, KeepAlive, WebSocket};
 
 /// A server-side connection.
 pub type ServerSocket = WebSocket<MaybeTlsStream>;
@@ -165,6 +165,7 @@ pub struct Server {
     shutdown_grace: Duration,
     upgrade_hook: Option<UpgradeHook>,
     rooms: Arc<Rooms>,
+    keepalive: Option<KeepAlive>,
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
@@ -188,6 +189,7 @@ impl Server {
             shutdown_grace: Duration::from_secs(3),
             upgrade_hook: None,
             rooms: Arc::new(Rooms::new()),
+            keepalive: None,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -287,6 +289,14 @@ impl Server {
     /// How long a shutdown waits for clients to answer the close (default 3 s).
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
+        self
+    }
+
+    /// Pings each client after `interval` of silence and drops it when
+    /// nothing arrives within `timeout` after that (see
+    /// [`WebSocket::set_keepalive`]).
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.keepalive = Some(KeepAlive { interval, timeout });
         self
     }
 
@@ -522,6 +532,8 @@ async fn handle_connection(shared: &Arc<ServerShared>, tcp: TcpStream, addr: Soc
                 }
                 Err(None) => return,
             };
+            let mut ws = ws;
+            ws.set_keepalive(server.keepalive);
             let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
             let closeable: Arc<dyn Closeable> = ws.shared();
             shared.registry().insert(id, Arc::downgrade(&closeable));

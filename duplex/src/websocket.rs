@@ -77,7 +77,30 @@ struct Inner<S> {
     close_timeout: Duration,
     /// When the closing connection stops waiting for the peer.
     deadline: Option<Pin<Box<Sleep>>>,
+    keepalive: Option<KeepAliveState>,
 }
+
+/// Keepalive settings: ping after `interval` of silence, give up when
+/// nothing at all arrived for `interval + timeout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeepAlive {
+    /// Silence after which a ping is sent.
+    pub interval: Duration,
+    /// How long to wait for any answer after that ping.
+    pub timeout: Duration,
+}
+
+struct KeepAliveState {
+    settings: KeepAlive,
+    last_seen: Instant,
+    /// When the outstanding keepalive ping's answer is due.
+    ping_deadline: Option<Instant>,
+    timer: Pin<Box<Sleep>>,
+}
+
+/// The ping payload keepalive sends (so it can be told from the
+/// application's pings).
+const KEEPALIVE_PAYLOAD: &[u8] = b"duplex-keepalive";
 
 pub(crate) struct Shared<S> {
     inner: Mutex<Inner<S>>,
@@ -151,6 +174,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     reported_abnormal: false,
                     close_timeout: DEFAULT_CLOSE_TIMEOUT,
                     deadline: None,
+                    keepalive: None,
                 }),
                 write_waker: Waker::from(wakers.clone()),
                 wakers,
@@ -185,6 +209,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Sets how long [`WebSocket::close`] waits for the peer (default 5 s).
     pub fn set_close_timeout(&mut self, timeout: Duration) {
         self.shared.lock().close_timeout = timeout;
+    }
+
+    /// Turns keepalive on (or off with `None`): while [`WebSocket::recv`]
+    /// is being awaited, a ping goes out after `interval` without any
+    /// incoming data, and if nothing arrives within `timeout` after it, the
+    /// connection is given up: `recv` returns [`Error::Timeout`], the peer
+    /// gets a close 1001 if the socket still takes it, and the close code
+    /// reported is 1006.
+    pub fn set_keepalive(&mut self, keepalive: Option<KeepAlive>) {
+        self.shared.lock().keepalive = keepalive.map(|settings| KeepAliveState {
+            settings,
+            last_seen: Instant::now(),
+            ping_deadline: None,
+            timer: Box::pin(tokio::time::sleep(settings.interval)),
+        });
     }
 
     /// Receives the next message; `None` once the connection is over.
@@ -349,6 +388,9 @@ fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
             inner.reported_abnormal = true;
             return Poll::Ready(Some(Err(Error::AbnormalClose)));
         }
+        if let Some(timed_out) = poll_keepalive(inner, cx, &mut write_cx) {
+            return Poll::Ready(Some(Err(timed_out)));
+        }
         let Inner { stream, conn, .. } = inner;
         let buf = conn.input_buffer();
         if buf.capacity() - buf.len() < READ_RESERVE {
@@ -357,10 +399,58 @@ fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
         match tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf) {
             Poll::Pending => return Poll::Pending,
             Poll::Ready(Ok(0)) => inner.eof = true,
-            Poll::Ready(Ok(_)) => {}
+            Poll::Ready(Ok(_)) => {
+                if let Some(keepalive) = &mut inner.keepalive {
+                    keepalive.last_seen = Instant::now();
+                    keepalive.ping_deadline = None;
+                }
+            }
             Poll::Ready(Err(e)) => {
                 inner.done = true;
                 return Poll::Ready(Some(Err(Error::Io(e))));
+            }
+        }
+    }
+}
+
+/// Sends a keepalive ping when the peer has been silent for the interval,
+/// and gives the connection up when nothing arrives within the timeout
+/// after that ping.
+fn poll_keepalive<S: AsyncRead + AsyncWrite + Unpin>(
+    inner: &mut Inner<S>,
+    cx: &mut Context<'_>,
+    write_cx: &mut Context<'_>,
+) -> Option<Error> {
+    loop {
+        let keepalive = inner.keepalive.as_mut()?;
+        if keepalive.timer.as_mut().poll(cx).is_pending() {
+            return None;
+        }
+        let now = Instant::now();
+        let KeepAlive { interval, timeout } = keepalive.settings;
+        match keepalive.ping_deadline {
+            Some(deadline) if now >= deadline => {
+                inner.keepalive = None;
+                inner.done = true;
+                inner.reported_abnormal = true;
+                let _ = inner
+                    .conn
+                    .close(Some(CloseFrame::new(CloseCode::Away, "keepalive timeout")));
+                let _ = flush_inner(inner, write_cx);
+                return Some(Error::Timeout("the peer did not answer keepalive pings"));
+            }
+            Some(deadline) => keepalive.timer.as_mut().reset(deadline),
+            None if now >= keepalive.last_seen + interval => {
+                keepalive.ping_deadline = Some(now + timeout);
+                keepalive.timer.as_mut().reset(now + timeout);
+                let _ = inner
+                    .conn
+                    .send(Message::Ping(bytes::Bytes::from_static(KEEPALIVE_PAYLOAD)));
+                let _ = flush_inner(inner, write_cx);
+            }
+            None => {
+                let due = keepalive.last_seen + interval;
+                keepalive.timer.as_mut().reset(due);
             }
         }
     }

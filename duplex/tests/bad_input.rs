@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
-use duplex::{Message, Server};
+use duplex::{Message, Server, ServerSocket, UpgradeRequest};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -24,6 +24,25 @@ fn server() -> Server {
     Server::new()
         .handshake_timeout(HANDSHAKE_TIMEOUT)
         .route("/echo", echo)
+}
+
+/// An echo route that keeps calling `recv` after an error until it returns
+/// `None`, instead of dropping the socket at the first error like the
+/// `duplex serve` route (and the crate's examples) do.
+async fn echo_reading_to_the_end(mut ws: ServerSocket, _req: UpgradeRequest) {
+    while let Some(item) = ws.recv().await {
+        if let Ok(message) = item {
+            if message.is_data() && ws.send(message).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+fn server_reading_to_the_end() -> Server {
+    Server::new()
+        .handshake_timeout(HANDSHAKE_TIMEOUT)
+        .route("/echo", echo_reading_to_the_end)
 }
 
 /// Runs each named case on its own task and returns the failures (name and
@@ -445,10 +464,25 @@ fn frame_battery(addr: SocketAddr) -> Vec<(String, impl FnOnce() -> HsFuture)> {
         .collect()
 }
 
+/// With the echo route of `duplex serve`, which stops at the first error.
 #[tokio::test]
 async fn protocol_violations_get_the_right_close_code() {
     let running = Running::start(server()).await;
     assert_no_failures(run_cases(frame_battery(running.addr)).await);
+    running.wait_idle(STEP).await;
+    assert_echo_works(&running).await;
+    running.stop().await;
+}
+
+/// The same with a route that reads on after the error: the engine's
+/// codes, independent of how the application reacts to the error.
+#[tokio::test]
+async fn protocol_violations_get_the_right_close_code_when_the_route_reads_on() {
+    let running = Running::start(server_reading_to_the_end()).await;
+    let addr = running.addr;
+    let mut failures = run_cases(frame_battery(addr)).await;
+    failures.extend(run_cases(special_cases(addr)).await);
+    assert_no_failures(failures);
     running.wait_idle(STEP).await;
     assert_echo_works(&running).await;
     running.stop().await;
@@ -499,16 +533,15 @@ async fn utf8_inside_an_unfinished_frame(addr: SocketAddr) {
 #[tokio::test]
 async fn invalid_utf8_fails_fast() {
     let running = Running::start(server()).await;
+    let addr = running.addr;
     let cases: Vec<(String, Box<dyn FnOnce() -> HsFuture>)> = vec![
         (
             "UTF-8 across fragments".into(),
-            Box::new(move || -> HsFuture { Box::pin(utf8_across_fragments(running.addr)) }),
+            Box::new(move || -> HsFuture { Box::pin(utf8_across_fragments(addr)) }),
         ),
         (
             "UTF-8 inside an unfinished frame".into(),
-            Box::new(move || -> HsFuture {
-                Box::pin(utf8_inside_an_unfinished_frame(running.addr))
-            }),
+            Box::new(move || -> HsFuture { Box::pin(utf8_inside_an_unfinished_frame(addr)) }),
         ),
     ];
     assert_no_failures(run_cases(cases).await);
@@ -612,18 +645,29 @@ async fn server_survives_the_whole_battery() {
             "half request then disconnect".into(),
             Box::new(move || -> HsFuture { Box::pin(half_request_then_disconnect(addr)) }),
         ),
+    ];
+    failures.extend(run_cases(more).await);
+    failures.extend(run_cases(special_cases(addr)).await);
+    assert_no_failures(failures);
+    running.wait_idle(STEP).await;
+    assert_echo_works(&running).await;
+    running.stop().await;
+}
+
+/// The cases that are not a fixed list of frames.
+fn special_cases(addr: SocketAddr) -> Vec<(String, Box<dyn FnOnce() -> HsFuture>)> {
+    vec![
         (
             "UTF-8 across fragments".into(),
             Box::new(move || -> HsFuture { Box::pin(utf8_across_fragments(addr)) }),
         ),
         (
+            "UTF-8 inside an unfinished frame".into(),
+            Box::new(move || -> HsFuture { Box::pin(utf8_inside_an_unfinished_frame(addr)) }),
+        ),
+        (
             "huge length".into(),
             Box::new(move || -> HsFuture { Box::pin(huge_length(addr)) }),
         ),
-    ];
-    failures.extend(run_cases(more).await);
-    assert_no_failures(failures);
-    running.wait_idle(STEP).await;
-    assert_echo_works(&running).await;
-    running.stop().await;
+    ]
 }
