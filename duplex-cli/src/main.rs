@@ -3,6 +3,7 @@
 //! This crate only parses arguments, wires the library together and
 //! prints; the protocol lives in `duplex-proto` and the I/O in `duplex`.
 
+mod bench;
 mod connect;
 mod serve;
 
@@ -24,6 +25,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Connect to a WebSocket URL: send stdin lines, print what arrives.
     Connect(connect::ConnectArgs),
+    /// Load an echo endpoint and report messages/s and latency percentiles.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Connect(args) => connect::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
         }
     });
     let code = match result {
