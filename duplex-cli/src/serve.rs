@@ -83,7 +83,18 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
 /// that arrived together into one write.
 async fn echo(mut ws: ServerSocket, _req: UpgradeRequest) {
     while let Some(Ok(message)) = ws.recv().await {
-        if message.is_data() && ws.send(message).await.is_err() {
+        let mut next = Some(message);
+        while let Some(message) = next {
+            if message.is_data() && ws.feed(message).is_err() {
+                return;
+            }
+            next = match ws.try_recv_buffered() {
+                Some(Ok(message)) => Some(message),
+                Some(Err(_)) => break,
+                None => None,
+            };
+        }
+        if ws.flush().await.is_err() {
             break;
         }
     }

@@ -236,6 +236,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         poll_fn(|cx| poll_recv(&self.shared, cx)).await
     }
 
+    /// The next message if it is already buffered, without reading or
+    /// waiting: after a `recv`, call this until `None` to handle a whole
+    /// batch of pipelined messages before one `flush`.
+    pub fn try_recv_buffered(&mut self) -> Option<Result<Message>> {
+        let mut inner = self.shared.lock();
+        if inner.done {
+            return None;
+        }
+        match inner.conn.next_message() {
+            Ok(Some(message)) => Some(Ok(message)),
+            Ok(None) => None,
+            Err(error) => Some(Err(Error::Protocol(error))),
+        }
+    }
+
     /// Queues a message and writes everything queued.
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<()> {
         self.feed(message)?;
