@@ -81,7 +81,9 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
 
 /// Echoes every data message back unchanged, batching replies to messages
 /// that arrived together into one write.
-async fn echo(mut ws: ServerSocket, _req: UpgradeRequest) {
+async fn echo(mut ws: ServerSocket, request: UpgradeRequest) {
+    // Nothing of the request is needed: free it for the connection's life.
+    drop(request);
     while let Some(Ok(message)) = ws.recv().await {
         let mut next = Some(message);
         while let Some(message) = next {

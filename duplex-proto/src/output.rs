@@ -55,6 +55,34 @@ impl OutputQueue {
         self.remaining() == 0
     }
 
+    /// Hands over the (empty) write buffer when nothing is pending, so an
+    /// idle connection holds none; `None` while output is pending or when
+    /// there is no buffer.
+    pub fn take_idle_buffer(&mut self) -> Option<BytesMut> {
+        if self.is_empty() && self.tail.capacity() > 0 {
+            self.tail_pos = 0;
+            Some(std::mem::take(&mut self.tail))
+        } else {
+            None
+        }
+    }
+
+    /// Gives the queue an empty buffer to write into, if it has none.
+    pub fn provide_buffer(&mut self, buf: BytesMut) -> Option<BytesMut> {
+        if self.tail.capacity() == 0 && self.tail.is_empty() && buf.is_empty() {
+            self.tail = buf;
+            self.tail_pos = 0;
+            None
+        } else {
+            Some(buf)
+        }
+    }
+
+    /// Whether the queue has a write buffer at all.
+    pub fn has_buffer(&self) -> bool {
+        self.tail.capacity() > 0
+    }
+
     /// Releases the tail's memory when nothing is pending (after a large
     /// message), so idle connections stay small.
     pub(crate) fn shrink(&mut self, keep: usize) {

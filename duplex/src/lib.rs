@@ -33,6 +33,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod buffer_pool;
 mod client;
 mod error;
 mod handler;

@@ -473,7 +473,39 @@ impl Drop for ActiveGuard {
     }
 }
 
+/// Runs one connection: the handshake phase in a boxed future that is freed
+/// once it is over (it is large: TLS, parsing, the response), then the
+/// route. A long-lived idle connection so keeps only what its route needs.
 async fn handle_connection(shared: &Arc<ServerShared>, tcp: TcpStream, addr: SocketAddr) {
+    let Some(upgraded) = Box::pin(establish(shared, tcp, addr)).await else {
+        return;
+    };
+    let Upgraded {
+        route,
+        ws,
+        request,
+        ctx,
+    } = upgraded;
+    let id = ctx.id;
+    route(ws, request, ctx).await;
+    shared.registry().remove(&id);
+}
+
+/// A connection past its handshake, ready for its route.
+struct Upgraded {
+    route: SocketRoute,
+    ws: ServerSocket,
+    request: UpgradeRequest,
+    ctx: ConnectionContext,
+}
+
+/// TLS, the request, routing and the upgrade. Plain HTTP routes and
+/// rejections are answered here; `None` means the connection is done.
+async fn establish(
+    shared: &Arc<ServerShared>,
+    tcp: TcpStream,
+    addr: SocketAddr,
+) -> Option<Upgraded> {
     let server = &shared.server;
     let _ = tcp.set_nodelay(true);
     let over_limit = shared.active.load(Ordering::SeqCst) > server.max_connections;
@@ -481,9 +513,9 @@ async fn handle_connection(shared: &Arc<ServerShared>, tcp: TcpStream, addr: Soc
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             tracing::debug!("TLS handshake with {addr} failed: {e}");
-            return;
+            return None;
         }
-        Err(_) => return,
+        Err(_) => return None,
     };
     let read = tokio::time::timeout(
         server.handshake_timeout,
@@ -492,16 +524,16 @@ async fn handle_connection(shared: &Arc<ServerShared>, tcp: TcpStream, addr: Soc
     .await;
     let (mut stream, request, leftover) = match read {
         Ok(Ok(Some(parts))) => parts,
-        Ok(Ok(None)) | Err(_) => return,
+        Ok(Ok(None)) | Err(_) => return None,
         Ok(Err((mut stream, error))) => {
             respond(&mut stream, &hs::reject_response(&error)).await;
-            return;
+            return None;
         }
     };
     if over_limit {
         let error = HandshakeError::new(503, "too many connections");
         respond(&mut stream, &hs::reject_response(&error)).await;
-        return;
+        return None;
     }
     let found = server.routes.iter().find_map(|(pattern, route)| {
         pattern
@@ -511,10 +543,10 @@ async fn handle_connection(shared: &Arc<ServerShared>, tcp: TcpStream, addr: Soc
     let Some((route, params)) = found else {
         let error = HandshakeError::new(404, "no such path");
         respond(&mut stream, &hs::reject_response(&error)).await;
-        return;
+        return None;
     };
     let request = UpgradeRequest::new(request, params, Some(addr));
-    match route {
+    let route = match route {
         Route::Http(f) => {
             let r = f(&request);
             respond(
@@ -522,35 +554,38 @@ async fn handle_connection(shared: &Arc<ServerShared>, tcp: TcpStream, addr: Soc
                 &hs::http_response(r.status, &r.content_type, &r.body, &r.headers),
             )
             .await;
+            return None;
         }
-        Route::Socket(f) => {
-            let ws = match upgrade(server, &mut stream, &request).await {
-                Ok(conn) => WebSocket::from_parts(stream, conn.0, &leftover).with_protocol(conn.1),
-                Err(Some(error)) => {
-                    respond(&mut stream, &hs::reject_response(&error)).await;
-                    return;
-                }
-                Err(None) => return,
-            };
-            let mut ws = ws;
-            ws.set_keepalive(server.keepalive);
-            let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-            let closeable: Arc<dyn Closeable> = ws.shared();
-            shared.registry().insert(id, Arc::downgrade(&closeable));
-            if shared.shutting_down.load(Ordering::SeqCst) {
-                closeable.start_close(CloseFrame::new(CloseCode::Away, "server shutting down"));
-            }
-            drop(closeable);
-            let ctx = ConnectionContext {
-                id,
-                stats: shared.stats.clone(),
-                queue_limits: server.queue_limits,
-                rooms: server.rooms.clone(),
-            };
-            f(ws, request, ctx).await;
-            shared.registry().remove(&id);
+        Route::Socket(f) => f,
+    };
+    let (conn, protocol) = match upgrade(server, &mut stream, &request).await {
+        Ok(accepted) => accepted,
+        Err(Some(error)) => {
+            respond(&mut stream, &hs::reject_response(&error)).await;
+            return None;
         }
+        Err(None) => return None,
+    };
+    let mut ws = WebSocket::from_parts(stream, conn, &leftover).with_protocol(protocol);
+    ws.set_keepalive(server.keepalive);
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let closeable: Arc<dyn Closeable> = ws.shared();
+    shared.registry().insert(id, Arc::downgrade(&closeable));
+    if shared.shutting_down.load(Ordering::SeqCst) {
+        closeable.start_close(CloseFrame::new(CloseCode::Away, "server shutting down"));
     }
+    let ctx = ConnectionContext {
+        id,
+        stats: shared.stats.clone(),
+        queue_limits: server.queue_limits,
+        rooms: server.rooms.clone(),
+    };
+    Some(Upgraded {
+        route,
+        ws,
+        request,
+        ctx,
+    })
 }
 
 async fn secure(server: &Server, tcp: TcpStream) -> std::io::Result<MaybeTlsStream> {

@@ -29,6 +29,7 @@ use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
 
+use crate::buffer_pool;
 use crate::error::{Error, Result};
 
 /// How long a closing connection waits for the peer by default: for its
@@ -329,7 +330,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 }
 
 fn feed<S>(shared: &Shared<S>, message: Message) -> Result<()> {
-    shared.lock().conn.send(message).map_err(Error::from)
+    let mut inner = shared.lock();
+    if !inner.conn.pending_output().has_buffer() {
+        if let Some(unused) = inner.conn.output().provide_buffer(buffer_pool::take()) {
+            buffer_pool::give(unused);
+        }
+    }
+    inner.conn.send(message).map_err(Error::from)
 }
 
 /// Writes queued output for the writer. The socket gets the shared write
@@ -357,6 +364,9 @@ fn flush_inner<S: AsyncWrite + Unpin>(
     }
     ready!(Pin::new(&mut *stream).poll_flush(cx))?;
     conn.shrink_buffers();
+    if let Some(buf) = conn.output().take_idle_buffer() {
+        buffer_pool::give(buf);
+    }
     Poll::Ready(Ok(()))
 }
 
@@ -408,11 +418,19 @@ fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let Inner { stream, conn, .. } = inner;
         let buf = conn.input_buffer();
-        if buf.capacity() - buf.len() < READ_RESERVE {
+        if buf.is_empty() && buf.capacity() < READ_RESERVE {
+            *buf = buffer_pool::take();
+        } else if buf.capacity() - buf.len() < READ_RESERVE {
             buf.reserve(READ_RESERVE.max(buf.len()));
         }
         match tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf) {
-            Poll::Pending => return Poll::Pending,
+            Poll::Pending => {
+                // Idle: hold no buffer while waiting.
+                if buf.is_empty() {
+                    buffer_pool::give(std::mem::take(buf));
+                }
+                return Poll::Pending;
+            }
             Poll::Ready(Ok(0)) => inner.eof = true,
             Poll::Ready(Ok(_)) => {
                 if let Some(keepalive) = &mut inner.keepalive {
