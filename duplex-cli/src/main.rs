@@ -11,6 +11,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: measured against the system allocator on the idle-connection
+/// and echo benchmarks (see the README's performance section).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A WebSocket toolkit: serve, connect, benchmark.
 #[derive(Parser)]
 #[command(name = "duplex", version, about)]

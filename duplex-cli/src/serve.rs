@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use duplex::rooms::Relay;
-use duplex::{Config, HttpResponse, Server, ServerSocket, UpgradeRequest};
+use duplex::{Config, HttpResponse, Server, ServerSocket};
 
 /// The chat page, embedded at build time.
 const CHAT_PAGE: &str = include_str!("page/chat.html");
@@ -46,7 +46,9 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     }
     let mut server = Server::new()
         .config(config)
-        .route("/echo", echo)
+        // The request is not needed: drop it before the connection's
+        // long-lived future is built.
+        .route("/echo", |ws, _request| echo(ws))
         .handler("/chat/{room}", Relay::for_request)
         .http("/healthz", |_| HttpResponse::text(200, "ok"))
         .http("/", |_| HttpResponse::html(CHAT_PAGE));
@@ -81,9 +83,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
 
 /// Echoes every data message back unchanged, batching replies to messages
 /// that arrived together into one write.
-async fn echo(mut ws: ServerSocket, request: UpgradeRequest) {
-    // Nothing of the request is needed: free it for the connection's life.
-    drop(request);
+async fn echo(mut ws: ServerSocket) {
     while let Some(Ok(message)) = ws.recv().await {
         let mut next = Some(message);
         while let Some(message) = next {

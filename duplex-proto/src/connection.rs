@@ -20,6 +20,8 @@
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::close::{CloseCode, CloseFrame};
+use std::sync::Arc;
+
 use crate::config::Config;
 use crate::error::{ProtocolError, SendError};
 use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
@@ -72,10 +74,17 @@ const IDLE_BUFFER_LIMIT: usize = 64 * 1024;
 /// this many client frames instead of one per frame).
 const MASK_POOL_KEYS: usize = 64;
 
+/// Masking keys drawn from the OS in bulk.
+struct MaskPool {
+    keys: [u8; MASK_POOL_KEYS * 4],
+    next: usize,
+}
+
 /// One WebSocket connection's protocol state, sans IO.
 pub struct Connection {
     role: Role,
-    config: Config,
+    /// Shared: a server's connections all point at one copy.
+    config: Arc<Config>,
     input: BytesMut,
     frame: Option<IncomingFrame>,
     message: Option<IncomingMessage>,
@@ -84,10 +93,11 @@ pub struct Connection {
     close_sent: bool,
     close_received: bool,
     failed: bool,
-    /// The close frame the peer sent, if any.
-    peer_close: Option<CloseFrame>,
-    mask_pool: Box<[u8]>,
-    mask_pos: usize,
+    /// The close frame the peer sent, if any (boxed: rare, and idle
+    /// connections should stay small).
+    peer_close: Option<Box<CloseFrame>>,
+    /// Random masking keys drawn ahead (clients only).
+    mask_pool: Option<Box<MaskPool>>,
     #[cfg(feature = "deflate")]
     deflate: Option<Box<crate::deflate::PerMessageDeflate>>,
 }
@@ -107,6 +117,12 @@ impl Connection {
     /// A connection in the open state (the handshake is done), with no
     /// extension.
     pub fn new(role: Role, config: Config) -> Connection {
+        Connection::with_shared_config(role, Arc::new(config))
+    }
+
+    /// Like [`Connection::new`], sharing one settings object among many
+    /// connections (what a server does).
+    pub fn with_shared_config(role: Role, config: Arc<Config>) -> Connection {
         Connection {
             role,
             config,
@@ -119,8 +135,7 @@ impl Connection {
             close_received: false,
             failed: false,
             peer_close: None,
-            mask_pool: Box::default(),
-            mask_pos: 0,
+            mask_pool: None,
             #[cfg(feature = "deflate")]
             deflate: None,
         }
@@ -211,7 +226,7 @@ impl Connection {
     /// The peer's close frame, once received (`None` also when it had no
     /// status code).
     pub fn peer_close_frame(&self) -> Option<&CloseFrame> {
-        self.peer_close.as_ref()
+        self.peer_close.as_deref()
     }
 
     /// Whether the connection failed with a protocol error.
@@ -392,7 +407,7 @@ impl Connection {
                     let echo = frame.as_ref().map(|f| CloseFrame::new(f.code, ""));
                     self.queue_close(echo.as_ref());
                 }
-                self.peer_close = frame.clone();
+                self.peer_close = frame.clone().map(Box::new);
                 Ok(Step::Message(Message::Close(frame)))
             }
         }
@@ -597,16 +612,18 @@ impl Connection {
     }
 
     fn next_mask_key(&mut self) -> [u8; 4] {
-        if self.mask_pos >= self.mask_pool.len() {
-            if self.mask_pool.is_empty() {
-                self.mask_pool = vec![0u8; MASK_POOL_KEYS * 4].into_boxed_slice();
-            }
-            getrandom::fill(&mut self.mask_pool)
-                .expect("the operating system's random source failed");
-            self.mask_pos = 0;
+        let pool = self.mask_pool.get_or_insert_with(|| {
+            Box::new(MaskPool {
+                keys: [0; MASK_POOL_KEYS * 4],
+                next: MASK_POOL_KEYS * 4,
+            })
+        });
+        if pool.next >= pool.keys.len() {
+            getrandom::fill(&mut pool.keys).expect("the operating system's random source failed");
+            pool.next = 0;
         }
-        let k = &self.mask_pool[self.mask_pos..self.mask_pos + 4];
-        self.mask_pos += 4;
+        let k = &pool.keys[pool.next..pool.next + 4];
+        pool.next += 4;
         [k[0], k[1], k[2], k[3]]
     }
 

@@ -157,7 +157,7 @@ impl UpgradeDecision {
 #[derive(Clone)]
 pub struct Server {
     routes: Vec<(Pattern, Route)>,
-    config: Config,
+    config: Arc<Config>,
     limits: HandshakeLimits,
     handshake_timeout: Duration,
     max_connections: usize,
@@ -181,7 +181,7 @@ impl Server {
     pub fn new() -> Server {
         Server {
             routes: Vec::new(),
-            config: Config::default(),
+            config: Arc::new(Config::default()),
             limits: HandshakeLimits::default(),
             handshake_timeout: Duration::from_secs(10),
             max_connections: 100_000,
@@ -258,7 +258,7 @@ impl Server {
 
     /// The engine's settings for every connection (limits, compression).
     pub fn config(mut self, config: Config) -> Self {
-        self.config = config;
+        self.config = Arc::new(config);
         self
     }
 
@@ -651,7 +651,7 @@ async fn upgrade<S: AsyncWrite + Unpin>(
         }
     }
     #[allow(unused_mut)]
-    let mut conn = Connection::new(Role::Server, server.config.clone());
+    let mut conn = Connection::with_shared_config(Role::Server, server.config.clone());
     #[allow(unused_mut)]
     let mut extensions: Option<String> = None;
     #[cfg(feature = "deflate")]

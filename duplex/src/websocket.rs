@@ -78,7 +78,9 @@ struct Inner<S> {
     close_timeout: Duration,
     /// When the closing connection stops waiting for the peer.
     deadline: Option<Pin<Box<Sleep>>>,
-    keepalive: Option<KeepAliveState>,
+    /// Boxed: most connections run without keepalive, and idle ones
+    /// should stay small.
+    keepalive: Option<Box<KeepAliveState>>,
 }
 
 /// Keepalive settings: ping after `interval` of silence, give up when
@@ -219,11 +221,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// gets a close 1001 if the socket still takes it, and the close code
     /// reported is 1006.
     pub fn set_keepalive(&mut self, keepalive: Option<KeepAlive>) {
-        self.shared.lock().keepalive = keepalive.map(|settings| KeepAliveState {
-            settings,
-            last_seen: Instant::now(),
-            ping_deadline: None,
-            timer: Box::pin(tokio::time::sleep(settings.interval)),
+        self.shared.lock().keepalive = keepalive.map(|settings| {
+            Box::new(KeepAliveState {
+                settings,
+                last_seen: Instant::now(),
+                ping_deadline: None,
+                timer: Box::pin(tokio::time::sleep(settings.interval)),
+            })
         });
     }
 

@@ -83,8 +83,16 @@ pub fn parse_request(
     buf: &[u8],
     limits: &HandshakeLimits,
 ) -> Result<Option<(Request, usize)>, HandshakeError> {
-    let mut raw = vec![httparse::EMPTY_HEADER; limits.max_headers];
-    let mut req = httparse::Request::new(&mut raw);
+    // Up to 64 header slots live on the stack; more only if configured.
+    let mut stack = [httparse::EMPTY_HEADER; 64];
+    let mut heap = Vec::new();
+    let raw: &mut [httparse::Header<'_>] = if limits.max_headers <= stack.len() {
+        &mut stack[..limits.max_headers]
+    } else {
+        heap.resize(limits.max_headers, httparse::EMPTY_HEADER);
+        &mut heap
+    };
+    let mut req = httparse::Request::new(raw);
     match req.parse(buf) {
         Ok(httparse::Status::Complete(len)) => {
             if len > limits.max_size {
