@@ -28,7 +28,8 @@ pub enum SlowConsumerPolicy {
 /// Limits of one connection's outbound queue.
 #[derive(Debug, Clone, Copy)]
 pub struct QueueLimits {
-    /// The most queued messages (default 1024).
+    /// The most queued messages (default 16,384: bursts relayed from many
+    /// members must fit; memory is bounded by `max_bytes` as well).
     pub max_messages: usize,
     /// The most queued payload bytes (default 8 MiB).
     pub max_bytes: usize,
@@ -39,7 +40,7 @@ pub struct QueueLimits {
 impl Default for QueueLimits {
     fn default() -> Self {
         QueueLimits {
-            max_messages: 1024,
+            max_messages: 16_384,
             max_bytes: 8 << 20,
             policy: SlowConsumerPolicy::Close,
         }
@@ -68,6 +69,9 @@ pub struct QueueStats {
 pub(crate) struct OutboundQueue {
     state: Mutex<State>,
     notify: Notify,
+    /// Signalled only when a close is asked for, so that a write already
+    /// under way can shorten its deadline.
+    closing: Notify,
     limits: QueueLimits,
 }
 
@@ -85,6 +89,7 @@ impl OutboundQueue {
         OutboundQueue {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
+            closing: Notify::new(),
             limits,
         }
     }
@@ -116,6 +121,7 @@ impl OutboundQueue {
                     stats.closed_slow.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!("closing a slow consumer: its outbound queue is full");
                     self.notify.notify_one();
+                    self.closing.notify_one();
                     return Err(Refused::Overflow);
                 }
                 SlowConsumerPolicy::DropOldest => {
@@ -149,6 +155,12 @@ impl OutboundQueue {
         }
         drop(state);
         self.notify.notify_one();
+        self.closing.notify_one();
+    }
+
+    /// Waits until a close is asked for. Cancellation-safe.
+    pub(crate) async fn close_notified(&self) {
+        self.closing.notified().await
     }
 
     /// Waits until something is queued. Cancellation-safe.

@@ -215,6 +215,8 @@ async fn run(
     events: mpsc::UnboundedSender<ClientEvent>,
 ) {
     let mut failures = 0u32;
+    // Waits since the last successful connection: the first is `initial`.
+    let mut retries = 0u32;
     let gave_up = loop {
         if outbox.lock().closing && outbox.lock().messages.is_empty() {
             break false;
@@ -223,6 +225,7 @@ async fn run(
             Ok(ws) => {
                 let _ = events.send(ClientEvent::Connected { attempt: failures });
                 failures = 0;
+                retries = 0;
                 let hello = on_connect.as_ref().map(|hook| hook()).unwrap_or_default();
                 let (code, error, stop) = serve(ws, hello, &outbox, &events).await;
                 let _ = events.send(ClientEvent::Disconnected { code, error });
@@ -243,7 +246,8 @@ async fn run(
         if outbox.lock().closing {
             break false;
         }
-        let attempt = failures + 1;
+        retries += 1;
+        let attempt = retries;
         let delay = policy.delay(attempt);
         let _ = events.send(ClientEvent::Reconnecting { attempt, delay });
         // A close request cuts the wait short.
@@ -260,7 +264,13 @@ async fn run(
             _ = wait_closing => break false,
         }
     };
-    let undelivered = outbox.lock().messages.drain(..).collect();
+    // Refuse later sends under the same lock that empties the queue, so no
+    // message can slip in after it and be lost.
+    let undelivered = {
+        let mut state = outbox.lock();
+        state.closing = true;
+        state.messages.drain(..).collect()
+    };
     let _ = events.send(ClientEvent::Stopped {
         undelivered,
         gave_up,

@@ -75,6 +75,10 @@ struct Inner<S> {
     done: bool,
     /// An abnormal end (EOF without close) was already reported.
     reported_abnormal: bool,
+    /// A protocol error, reported once the failing close is complete (so
+    /// that an application that stops reading on the error cannot drop
+    /// the close frame unsent).
+    pending_error: Option<Error>,
     close_timeout: Duration,
     /// When the closing connection stops waiting for the peer.
     deadline: Option<Pin<Box<Sleep>>>,
@@ -175,6 +179,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     shut_down: false,
                     done: false,
                     reported_abnormal: false,
+                    pending_error: None,
                     close_timeout: DEFAULT_CLOSE_TIMEOUT,
                     deadline: None,
                     keepalive: None,
@@ -397,10 +402,14 @@ fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
                 return Poll::Ready(Some(Ok(message)));
             }
             Ok(None) => {}
-            Err(error) => return Poll::Ready(Some(Err(Error::Protocol(error)))),
+            Err(error) => inner.pending_error = Some(Error::Protocol(error)),
         }
         if inner.conn.is_closed() {
-            return poll_finish(inner, cx, &mut write_cx);
+            let finished = ready!(poll_finish(inner, cx, &mut write_cx));
+            return match inner.pending_error.take() {
+                Some(error) => Poll::Ready(Some(Err(error))),
+                None => Poll::Ready(finished),
+            };
         }
         if inner.conn.has_output() {
             // Pending is fine: the shared write waker wakes us.
@@ -532,6 +541,15 @@ fn poll_finish<S: AsyncRead + AsyncWrite + Unpin>(
             Poll::Ready(_) => inner.shut_down = true,
         }
     }
+    if closes_first && !inner.conn.failed() {
+        // A clean close handshake is over and our FIN is out: nothing more
+        // is expected from the peer, so the server need not wait for its
+        // FIN. After a failure we do drain, because the peer may still be
+        // sending and closing on unread data would reset the connection
+        // before it reads our close frame.
+        inner.done = true;
+        return Poll::Ready(None);
+    }
     let mut scratch = [0u8; 4096];
     while !inner.eof {
         let mut buf = tokio::io::ReadBuf::new(&mut scratch);
@@ -541,6 +559,11 @@ fn poll_finish<S: AsyncRead + AsyncWrite + Unpin>(
             Poll::Ready(Ok(())) => {}
             Poll::Ready(Err(_)) => inner.eof = true,
         }
+    }
+    if !inner.shut_down {
+        // The peer closed first (we are the client): answer its FIN.
+        let _ = Pin::new(&mut inner.stream).poll_shutdown(write_cx);
+        inner.shut_down = true;
     }
     inner.done = true;
     Poll::Ready(None)

@@ -302,9 +302,12 @@ async fn tell_header(mut ws: ServerSocket, req: UpgradeRequest) {
     while let Some(Ok(_)) = ws.recv().await {}
 }
 
+/// The `Authorization` and `X-Custom` headers of a request.
+type SeenHeaders = (Option<String>, Option<String>);
+
 #[tokio::test]
 async fn hook_rejects_with_403_and_sees_custom_headers() {
-    let seen: Arc<Mutex<Vec<(Option<String>, Option<String>)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<SeenHeaders>>> = Arc::default();
     let seen_by_hook = seen.clone();
     let server =
         Server::new()
@@ -659,4 +662,41 @@ async fn session_sends_from_another_task() {
     })
     .await;
     running.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_handler_connections_with_1001() {
+    let closes = Arc::new(AtomicUsize::new(0));
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let server = {
+        let closes = closes.clone();
+        Server::new().handler("/greet", move |_req: &UpgradeRequest| Greeter {
+            closes: closes.clone(),
+            events: tx.clone(),
+        })
+    };
+    let running = Running::start(server).await;
+    within(TEST, "handler shutdown", async {
+        let mut ws = duplex::connect(&running.url("/greet")).await.unwrap();
+        assert_eq!(events.recv().await.unwrap(), "open /greet");
+        assert_eq!(
+            ws.recv().await.unwrap().unwrap(),
+            Message::text("Welcome to duplex!")
+        );
+        running.handle.shutdown();
+        match ws.recv().await {
+            Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Away),
+            other => panic!("expected close 1001, got {other:?}"),
+        }
+        while let Some(item) = ws.recv().await {
+            item.unwrap();
+        }
+        drop(ws);
+        // The handler hears the client's answer: the echoed 1001.
+        let event = events.recv().await.unwrap();
+        assert!(event.starts_with("close 1001"), "{event}");
+    })
+    .await;
+    running.join(Duration::from_secs(5)).await;
+    assert_eq!(closes.load(Ordering::SeqCst), 1);
 }

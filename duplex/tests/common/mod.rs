@@ -255,6 +255,8 @@ impl RawFrame {
 pub struct RawClient {
     pub tcp: TcpStream,
     buf: Vec<u8>,
+    /// The connection ended with a reset rather than a clean end of stream.
+    pub reset: bool,
 }
 
 impl RawClient {
@@ -270,6 +272,7 @@ impl RawClient {
         let mut client = RawClient {
             tcp,
             buf: Vec::new(),
+            reset: false,
         };
         let head = within(STEP, "the 101 response", async {
             loop {
@@ -300,7 +303,10 @@ impl RawClient {
                 self.buf.extend_from_slice(&chunk[..n]);
                 n
             }
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                self.reset = true;
+                0
+            }
             Err(e) => panic!("read: {e}"),
         }
     }
@@ -359,7 +365,10 @@ impl RawClient {
                 panic!("expected the end of the stream, got {f:?}");
             }
         })
-        .await
+        .await;
+        if self.reset {
+            eprintln!("note: the server reset the connection instead of closing it cleanly");
+        }
     }
 }
 
