@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 
 use base64::Engine;
 
-use super::{accept_key, sanitize_header, HandshakeLimits, Headers};
+use super::{accept_key, sanitize_header, HandshakeLimits, HeaderSlots, Headers};
 use crate::error::HandshakeError;
 
 /// An upgrade request ready to send, with the key its answer must match.
@@ -175,15 +175,8 @@ pub fn parse_response(
     buf: &[u8],
     limits: &HandshakeLimits,
 ) -> Result<Option<(Response, usize)>, HandshakeError> {
-    // Up to 64 header slots live on the stack; more only if configured.
-    let mut stack = [httparse::EMPTY_HEADER; 64];
-    let mut heap = Vec::new();
-    let raw: &mut [httparse::Header<'_>] = if limits.max_headers <= stack.len() {
-        &mut stack[..limits.max_headers]
-    } else {
-        heap.resize(limits.max_headers, httparse::EMPTY_HEADER);
-        &mut heap
-    };
+    let mut slots = HeaderSlots::new(limits.max_headers);
+    let raw = slots.as_mut();
     let mut resp = httparse::Response::new(raw);
     let fail = |why: String| HandshakeError::new(0, format!("invalid handshake response: {why}"));
     match resp.parse(buf) {

@@ -55,6 +55,36 @@ impl Default for HandshakeLimits {
     }
 }
 
+/// Room for httparse's header lines: up to 64 on the stack (no allocation
+/// per handshake), more on the heap only if a limit above 64 is set.
+pub(crate) struct HeaderSlots<'a> {
+    stack: [httparse::Header<'a>; 64],
+    heap: Vec<httparse::Header<'a>>,
+    len: usize,
+}
+
+impl<'a> HeaderSlots<'a> {
+    pub(crate) fn new(len: usize) -> Self {
+        HeaderSlots {
+            stack: [httparse::EMPTY_HEADER; 64],
+            heap: if len > 64 {
+                vec![httparse::EMPTY_HEADER; len]
+            } else {
+                Vec::new()
+            },
+            len,
+        }
+    }
+
+    pub(crate) fn as_mut(&mut self) -> &mut [httparse::Header<'a>] {
+        if self.len <= self.stack.len() {
+            &mut self.stack[..self.len]
+        } else {
+            &mut self.heap
+        }
+    }
+}
+
 /// Removes CR and LF from a header value supplied by the application, so
 /// that it can never start a new header line.
 pub(crate) fn sanitize_header(text: &str) -> std::borrow::Cow<'_, str> {

@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 
 use base64::Engine;
 
-use super::{accept_key, sanitize_header, HandshakeLimits, Headers};
+use super::{accept_key, sanitize_header, HandshakeLimits, HeaderSlots, Headers};
 use crate::error::HandshakeError;
 
 /// A parsed HTTP request head.
@@ -83,15 +83,8 @@ pub fn parse_request(
     buf: &[u8],
     limits: &HandshakeLimits,
 ) -> Result<Option<(Request, usize)>, HandshakeError> {
-    // Up to 64 header slots live on the stack; more only if configured.
-    let mut stack = [httparse::EMPTY_HEADER; 64];
-    let mut heap = Vec::new();
-    let raw: &mut [httparse::Header<'_>] = if limits.max_headers <= stack.len() {
-        &mut stack[..limits.max_headers]
-    } else {
-        heap.resize(limits.max_headers, httparse::EMPTY_HEADER);
-        &mut heap
-    };
+    let mut slots = HeaderSlots::new(limits.max_headers);
+    let raw = slots.as_mut();
     let mut req = httparse::Request::new(raw);
     match req.parse(buf) {
         Ok(httparse::Status::Complete(len)) => {
