@@ -26,7 +26,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the chat page, /echo, /chat/<room> and /healthz.
+    /// Serve the chat page, `/echo`, `/chat/<room>` and `/healthz`.
     Serve(serve::ServeArgs),
     /// Connect to a WebSocket URL: send stdin lines, print what arrives.
     Connect(connect::ConnectArgs),
