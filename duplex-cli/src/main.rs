@@ -43,10 +43,24 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let threads = match &cli.command {
+        Command::Serve(args) => args.threads(),
+        Command::Bench(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        Command::Connect(_) => 1,
+    };
+    // One thread: a current-thread runtime, without the work-stealing
+    // machinery a single core cannot use (measured: see the README).
+    let runtime = if threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("duplex: cannot start the runtime: {e}");

@@ -30,9 +30,22 @@ pub struct ServeArgs {
     /// do not answer within as many seconds again.
     #[arg(long)]
     keepalive: Option<f64>,
+    /// Worker threads (default: the cores this process may use; 1 runs a
+    /// single-threaded runtime).
+    #[arg(long)]
+    threads: Option<usize>,
     /// Largest message accepted, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     max_message_size: usize,
+}
+
+impl ServeArgs {
+    /// How many runtime threads to use.
+    pub fn threads(&self) -> usize {
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
 }
 
 pub async fn run(args: ServeArgs) -> Result<(), String> {
