@@ -254,6 +254,13 @@ impl ClientBuilder {
         stream.flush().await?;
         let mut buf = BytesMut::with_capacity(1024);
         let (response, used) = loop {
+            // A TLS record (alert or handshake) where HTTP was expected.
+            if !target.tls && matches!(buf.first(), Some(0x15 | 0x16)) {
+                return Err(Error::Handshake(HandshakeError::new(
+                    0,
+                    "the server answered with TLS: use a wss:// URL",
+                )));
+            }
             if let Some(parsed) = parse_response(&buf, &self.limits)? {
                 break parsed;
             }

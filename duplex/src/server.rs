@@ -512,7 +512,7 @@ async fn establish(
     let stream = match tokio::time::timeout(server.handshake_timeout, secure(server, tcp)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
-            tracing::debug!("TLS handshake with {addr} failed: {e}");
+            tracing::warn!("TLS handshake with {addr} failed: {e}");
             return None;
         }
         Err(_) => return None,
