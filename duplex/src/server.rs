@@ -566,7 +566,8 @@ async fn establish(
         }
         Err(None) => return None,
     };
-    let mut ws = WebSocket::from_parts(stream, conn, &leftover).with_protocol(protocol);
+    let mut ws = WebSocket::from_parts(stream, conn, &leftover);
+    ws.set_protocol(protocol);
     ws.set_keepalive(server.keepalive);
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let closeable: Arc<dyn Closeable> = ws.shared();
@@ -688,11 +689,4 @@ async fn upgrade<S: AsyncWrite + Unpin>(
 async fn respond<S: AsyncWrite + Unpin>(stream: &mut S, response: &[u8]) {
     let _ = stream.write_all(response).await;
     let _ = stream.shutdown().await;
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
-    fn with_protocol(mut self, protocol: Option<String>) -> Self {
-        self.set_protocol(protocol);
-        self
-    }
 }
