@@ -242,12 +242,12 @@ impl Connection {
         self.failed || (self.close_sent && self.close_received)
     }
 
-    /// Gives back memory that a large message made the buffers grow to,
-    /// once they are empty. Cheap to call after every batch.
+    /// Gives back memory that a large message made the output buffer grow
+    /// to, once it is empty. Cheap to call after every batch. (The read
+    /// buffer is the I/O layer's to release: it knows when the connection
+    /// goes idle, and releasing it after every large message would make
+    /// the next one grow it again.)
     pub fn shrink_buffers(&mut self) {
-        if self.input.is_empty() && self.input.capacity() > IDLE_BUFFER_LIMIT {
-            self.input = BytesMut::new();
-        }
         self.output.shrink(IDLE_BUFFER_LIMIT);
     }
 

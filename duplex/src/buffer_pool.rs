@@ -15,7 +15,7 @@ pub(crate) const BUFFER_SIZE: usize = 4096;
 
 /// Buffers larger than this go back to the allocator instead of the pool,
 /// so one large message does not pin memory forever.
-const MAX_POOLED_CAPACITY: usize = 64 * 1024;
+pub(crate) const MAX_POOLED_CAPACITY: usize = 64 * 1024;
 
 /// Buffers kept per thread at most.
 const MAX_POOLED: usize = 256;
@@ -35,8 +35,13 @@ pub(crate) fn give(mut buf: BytesMut) {
     if !buf.is_empty() {
         return;
     }
-    buf.clear();
-    if buf.capacity() < BUFFER_SIZE || buf.capacity() > MAX_POOLED_CAPACITY {
+    // Reading slices messages off the front (zero-copy), which shrinks
+    // the capacity; once those slices are dropped the whole allocation can
+    // be reclaimed without allocating.
+    if buf.capacity() < BUFFER_SIZE && !buf.try_reclaim(BUFFER_SIZE) {
+        return;
+    }
+    if buf.capacity() > MAX_POOLED_CAPACITY {
         return;
     }
     POOL.with(|pool| {

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{ready, Context, Poll, Wake, Waker};
 use std::time::Duration;
 
-use bytes::Buf;
+use bytes::{Buf, BytesMut};
 use duplex_proto::{CloseCode, CloseFrame, Config, Connection, Message, Role};
 use futures_util::task::AtomicWaker;
 use futures_util::{Sink, Stream};
@@ -85,7 +85,15 @@ struct Inner<S> {
     /// Boxed: most connections run without keepalive, and idle ones
     /// should stay small.
     keepalive: Option<Box<KeepAliveState>>,
+    /// Releases a large read buffer once the connection has been idle for
+    /// [`LARGE_BUFFER_IDLE`]; armed only while such a buffer is held.
+    release_timer: Option<Pin<Box<Sleep>>>,
 }
+
+/// How long an idle connection keeps a read buffer larger than the pooled
+/// size: long enough that a stream of large messages reuses it, short
+/// enough that an idle connection soon holds nothing.
+const LARGE_BUFFER_IDLE: Duration = Duration::from_secs(1);
 
 /// Keepalive settings: ping after `interval` of silence, give up when
 /// nothing at all arrived for `interval + timeout`.
@@ -183,6 +191,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                     close_timeout: DEFAULT_CLOSE_TIMEOUT,
                     deadline: None,
                     keepalive: None,
+                    release_timer: None,
                 }),
                 write_waker: Waker::from(wakers.clone()),
                 wakers,
@@ -365,7 +374,12 @@ fn flush_inner<S: AsyncWrite + Unpin>(
     while conn.has_output() {
         let mut slices = [IoSlice::new(&[]); 64];
         let count = conn.pending_output().chunks_vectored(&mut slices);
-        let written = ready!(Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..count]))?;
+        // One buffer: a plain write is a little cheaper than writev.
+        let written = if count == 1 {
+            ready!(Pin::new(&mut *stream).poll_write(cx, &slices[0]))?
+        } else {
+            ready!(Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..count]))?
+        };
         if written == 0 {
             return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
         }
@@ -385,8 +399,9 @@ fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Poll<Option<Result<Message>>> {
     let mut guard = shared.lock();
     let inner = &mut *guard;
-    shared.wakers.read.register(cx.waker());
-    shared.wakers.reader_write.register(cx.waker());
+    // Wakers are registered only on the paths that can wait, and always
+    // before the wait is set up (the lock is held throughout, so nothing
+    // can wake us in between).
     let mut write_cx = Context::from_waker(&shared.write_waker);
     loop {
         if inner.done {
@@ -397,6 +412,7 @@ fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
                 // Send pongs and close replies right away when the socket
                 // allows; otherwise they go out with the next flush.
                 if inner.conn.has_output() {
+                    shared.wakers.reader_write.register(cx.waker());
                     let _ = flush_inner(inner, &mut write_cx);
                 }
                 return Poll::Ready(Some(Ok(message)));
@@ -405,6 +421,7 @@ fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
             Err(error) => inner.pending_error = Some(Error::Protocol(error)),
         }
         if inner.conn.is_closed() {
+            shared.wakers.reader_write.register(cx.waker());
             let finished = ready!(poll_finish(inner, cx, &mut write_cx));
             return match inner.pending_error.take() {
                 Some(error) => Poll::Ready(Some(Err(error))),
@@ -413,6 +430,7 @@ fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
         }
         if inner.conn.has_output() {
             // Pending is fine: the shared write waker wakes us.
+            shared.wakers.reader_write.register(cx.waker());
             if let Poll::Ready(Err(e)) = flush_inner(inner, &mut write_cx) {
                 inner.done = true;
                 return Poll::Ready(Some(Err(Error::Io(e))));
@@ -426,26 +444,49 @@ fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
             inner.reported_abnormal = true;
             return Poll::Ready(Some(Err(Error::AbnormalClose)));
         }
+        if inner.keepalive.is_some() {
+            shared.wakers.reader_write.register(cx.waker());
+        }
         if let Some(timed_out) = poll_keepalive(inner, cx, &mut write_cx) {
             return Poll::Ready(Some(Err(timed_out)));
         }
         let Inner { stream, conn, .. } = inner;
         let buf = conn.input_buffer();
-        if buf.is_empty() && buf.capacity() < READ_RESERVE {
-            *buf = buffer_pool::take();
-        } else if buf.capacity() - buf.len() < READ_RESERVE {
-            buf.reserve(READ_RESERVE.max(buf.len()));
+        if buf.capacity() - buf.len() < READ_RESERVE {
+            if buf.capacity() == 0 {
+                *buf = buffer_pool::take();
+            } else if !(buf.is_empty() && buf.try_reclaim(READ_RESERVE)) {
+                // Grow (doubling) rather than move buffered data to the
+                // front: a large frame would be copied on every message.
+                buf.reserve(READ_RESERVE.max(buf.len()));
+            }
         }
         match tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf) {
             Poll::Pending => {
-                // Idle: hold no buffer while waiting.
+                // Idle: hold no buffer while waiting (a large one only for
+                // a moment, in case another large message follows).
                 if buf.is_empty() {
-                    buffer_pool::give(std::mem::take(buf));
+                    if buf.capacity() <= buffer_pool::MAX_POOLED_CAPACITY {
+                        buffer_pool::give(std::mem::take(buf));
+                    } else {
+                        let timer = inner
+                            .release_timer
+                            .get_or_insert_with(|| Box::pin(tokio::time::sleep(LARGE_BUFFER_IDLE)));
+                        if timer.as_mut().poll(cx).is_ready() {
+                            *inner.conn.input_buffer() = BytesMut::new();
+                            inner.release_timer = None;
+                        }
+                    }
                 }
+                // For a server shutdown's close (`start_close`).
+                shared.wakers.read.register(cx.waker());
                 return Poll::Pending;
             }
             Poll::Ready(Ok(0)) => inner.eof = true,
             Poll::Ready(Ok(_)) => {
+                if let Some(timer) = &mut inner.release_timer {
+                    timer.as_mut().reset(Instant::now() + LARGE_BUFFER_IDLE);
+                }
                 if let Some(keepalive) = &mut inner.keepalive {
                     keepalive.last_seen = Instant::now();
                     keepalive.ping_deadline = None;
