@@ -4,6 +4,8 @@
 //! marked, fails with one line on stderr; SIGTERM closes clients with 1001
 //! and exits 0.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
@@ -34,26 +36,12 @@ impl Drop for Proc {
 impl Proc {
     /// Waits for the exit, at most `limit`.
     fn wait_for_exit(&mut self, limit: Duration) -> ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "the process did not exit within {limit:?}"
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
+        common::wait_for_exit(&mut self.child, limit)
+            .unwrap_or_else(|| panic!("the process did not exit within {limit:?}"))
     }
 
     fn terminate(&self) {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
+        common::sigterm(&self.child);
     }
 }
 

@@ -3,6 +3,8 @@
 //! it is back, after a graceful stop (SIGTERM, close 1001) and after a
 //! crash (SIGKILL, no close frame); the end of stdin exits 0.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -93,17 +95,12 @@ impl Process {
     }
 
     fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                start.elapsed() < limit,
+        match common::wait_for_exit(&mut self.child, limit) {
+            Some(status) => status,
+            None => panic!(
                 "the process did not exit within {limit:?}; stderr:\n{}",
                 self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(10));
+            ),
         }
     }
 }
@@ -112,19 +109,12 @@ impl Process {
 fn serve(listen: &str) -> (Process, String) {
     let mut server = Process::start(&["serve", "--listen", listen], Stdio::null());
     let line = server.line("the listening line");
-    let addr = line
-        .strip_prefix("listening on ws://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let addr = common::listening_addr(&line);
     (server, addr)
 }
 
 fn sigterm(process: &Process) {
-    let status = Command::new("kill")
-        .args(["-TERM", &process.child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -TERM failed");
+    common::sigterm(&process.child);
 }
 
 fn send_line(stdin: &mut ChildStdin, line: &str) {

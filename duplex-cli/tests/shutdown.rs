@@ -2,6 +2,8 @@
 //! `/echo` and on `/chat/<room>`, gets close 1001, and the process exits 0
 //! promptly.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -34,17 +36,12 @@ impl Process {
 
     /// Waits for the process to exit, at most `limit`.
     fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                start.elapsed() < limit,
+        match common::wait_for_exit(&mut self.child, limit) {
+            Some(status) => status,
+            None => panic!(
                 "the process did not exit within {limit:?}; stderr:\n{}",
                 self.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(10));
+            ),
         }
     }
 }
@@ -82,19 +79,12 @@ fn serve() -> (Process, String) {
             process.stderr()
         )
     });
-    let addr = line
-        .strip_prefix("listening on ws://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
+    let addr = common::listening_addr(&line);
     (process, addr)
 }
 
 fn sigterm(process: &Process) {
-    let status = Command::new("kill")
-        .args(["-TERM", &process.child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success(), "kill -TERM failed");
+    common::sigterm(&process.child);
 }
 
 const CLIENTS: usize = 100;

@@ -1,0 +1,35 @@
+//! Helpers shared by the CLI tests: waiting for a child process to exit,
+//! stopping it with SIGTERM, and reading `duplex serve`'s listening line.
+#![allow(dead_code)]
+
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+/// Waits for `child` to exit, at most `limit`; `None` when it is still
+/// running then (the caller panics with what it knows).
+pub fn wait_for_exit(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.try_wait().expect("try_wait")
+}
+
+/// Sends SIGTERM to `child`.
+pub fn sigterm(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill -TERM failed");
+}
+
+/// The `HOST:PORT` of a `listening on ws://HOST:PORT` line.
+pub fn listening_addr(line: &str) -> String {
+    line.strip_prefix("listening on ws://")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_string()
+}
