@@ -44,7 +44,7 @@ use crate::request::UpgradeRequest;
 use crate::rooms::Rooms;
 use crate::router::Pattern;
 use crate::stream::MaybeTlsStream;
-use crate::websocket::{Closeable, KeepAlive, WebSocket};
+use crate::websocket::{Control, KeepAlive, WebSocket};
 
 /// A server-side connection.
 pub type ServerSocket = WebSocket<MaybeTlsStream>;
@@ -348,7 +348,7 @@ impl Server {
 
 struct ServerShared {
     server: Server,
-    registry: Mutex<HashMap<u64, Weak<dyn Closeable>>>,
+    registry: Mutex<HashMap<u64, Weak<Control>>>,
     active: AtomicUsize,
     idle: Notify,
     next_id: AtomicU64,
@@ -358,7 +358,7 @@ struct ServerShared {
 }
 
 impl ServerShared {
-    fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Weak<dyn Closeable>>> {
+    fn registry(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Weak<Control>>> {
         self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -440,7 +440,7 @@ impl BoundServer {
             }
         }
         drop(self.listener);
-        let open: Vec<Arc<dyn Closeable>> = shared
+        let open: Vec<Arc<Control>> = shared
             .registry()
             .values()
             .filter_map(Weak::upgrade)
@@ -570,10 +570,10 @@ async fn establish(
     ws.set_protocol(protocol);
     ws.set_keepalive(server.keepalive);
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let closeable: Arc<dyn Closeable> = ws.shared();
-    shared.registry().insert(id, Arc::downgrade(&closeable));
+    let control = ws.control();
+    shared.registry().insert(id, Arc::downgrade(&control));
     if shared.shutting_down.load(Ordering::SeqCst) {
-        closeable.start_close(CloseFrame::new(CloseCode::Away, "server shutting down"));
+        control.start_close(CloseFrame::new(CloseCode::Away, "server shutting down"));
     }
     let ctx = ConnectionContext {
         id,

@@ -10,6 +10,7 @@
 //!   the sense that a message, once queued, stays queued: if the future is
 //!   dropped mid-write, the rest goes out with the next `send`/`flush`.
 //!
+//! A [`WebSocket`] owns its engine outright, so its calls take no lock.
 //! [`WebSocket::split`] gives a reader and a writer that can live in
 //! different tasks. Both share the engine behind one short-held lock, and
 //! both are woken when the socket becomes writable, so the pongs and close
@@ -18,7 +19,8 @@
 use std::future::poll_fn;
 use std::io::IoSlice;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll, Wake, Waker};
 use std::time::Duration;
 
@@ -45,22 +47,55 @@ const READ_RESERVE: usize = 4096;
 /// (backpressure for `Sink` users and `feed`).
 const OUTPUT_HIGH_WATER: usize = 256 * 1024;
 
-/// Wakers of the two halves. The socket only keeps one write waker, so the
-/// one it is given wakes both halves.
+/// What a connection shares beyond its engine: the wakers of its two
+/// halves, and a close that someone else (the server, shutting down)
+/// asks for. The socket only keeps one write waker, so the one it is
+/// given wakes both halves.
 #[derive(Default)]
-struct Wakers {
+pub(crate) struct Control {
     read: AtomicWaker,
     reader_write: AtomicWaker,
     writer_write: AtomicWaker,
+    /// Set once a close was asked for; checked (one load) on every call.
+    close_requested: AtomicBool,
+    close_request: Mutex<Option<CloseFrame>>,
 }
 
-impl Wake for Wakers {
+impl Wake for Control {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
         self.reader_write.wake();
         self.writer_write.wake();
+    }
+}
+
+impl Control {
+    /// Asks the connection's task to start the close handshake with
+    /// `frame` (unless it started one already) and wakes it.
+    pub(crate) fn start_close(&self, frame: CloseFrame) {
+        *self.close_request.lock().unwrap_or_else(|p| p.into_inner()) = Some(frame);
+        self.close_requested.store(true, Ordering::Release);
+        self.read.wake();
+        self.reader_write.wake();
+        self.writer_write.wake();
+    }
+}
+
+/// The control block and the waker made from it, beside the engine.
+struct Link {
+    control: Arc<Control>,
+    write_waker: Waker,
+}
+
+impl Link {
+    fn new() -> Link {
+        let control = Arc::new(Control::default());
+        Link {
+            write_waker: Waker::from(control.clone()),
+            control,
+        }
     }
 }
 
@@ -117,32 +152,33 @@ struct KeepAliveState {
 /// application's pings).
 const KEEPALIVE_PAYLOAD: &[u8] = b"duplex-keepalive";
 
-pub(crate) struct Shared<S> {
+/// The engine of a split connection, shared by its two halves.
+struct Shared<S> {
     inner: Mutex<Inner<S>>,
-    wakers: Arc<Wakers>,
-    write_waker: Waker,
+    link: Link,
+    protocol: Option<String>,
 }
 
 impl<S> Shared<S> {
-    fn lock(&self) -> MutexGuard<'_, Inner<S>> {
+    /// Runs `f` on the engine under the lock.
+    fn with<T>(&self, f: impl FnOnce(&mut Inner<S>, &Link) -> T) -> T {
         // A panic while holding the lock leaves the engine in a consistent
         // state between calls, so a poisoned lock is still usable.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut inner, &self.link)
     }
 }
 
-/// Something the server can close when it shuts down, whatever the stream
-/// type.
-pub(crate) trait Closeable: Send + Sync {
-    /// Starts the close handshake (if not started) and wakes the tasks.
-    fn start_close(&self, frame: CloseFrame);
-}
-
-impl<S: Send> Closeable for Shared<S> {
-    fn start_close(&self, frame: CloseFrame) {
-        let _ = self.lock().conn.close(Some(frame));
-        self.wakers.read.wake();
-        self.wakers.wake_by_ref();
+impl<S> Inner<S> {
+    /// Starts the close someone asked for through [`Control::start_close`].
+    fn take_close_request(&mut self, link: &Link) {
+        let requested = &link.control.close_requested;
+        if requested.load(Ordering::Relaxed) && requested.swap(false, Ordering::Acquire) {
+            let request = link.control.close_request.lock().map(|mut r| r.take());
+            if let Ok(Some(frame)) = request {
+                let _ = self.conn.close(Some(frame));
+            }
+        }
     }
 }
 
@@ -159,7 +195,8 @@ impl<S: Send> Closeable for Shared<S> {
 /// # Ok(()) }
 /// ```
 pub struct WebSocket<S> {
-    shared: Arc<Shared<S>>,
+    inner: Inner<S>,
+    link: Link,
     protocol: Option<String>,
 }
 
@@ -177,25 +214,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     pub fn from_parts(stream: S, conn: Connection, leftover: &[u8]) -> WebSocket<S> {
         let mut conn = conn;
         conn.receive(leftover);
-        let wakers = Arc::new(Wakers::default());
         WebSocket {
-            shared: Arc::new(Shared {
-                inner: Mutex::new(Inner {
-                    stream,
-                    conn,
-                    eof: false,
-                    shut_down: false,
-                    done: false,
-                    reported_abnormal: false,
-                    pending_error: None,
-                    close_timeout: DEFAULT_CLOSE_TIMEOUT,
-                    deadline: None,
-                    keepalive: None,
-                    release_timer: None,
-                }),
-                write_waker: Waker::from(wakers.clone()),
-                wakers,
-            }),
+            inner: Inner {
+                stream,
+                conn,
+                eof: false,
+                shut_down: false,
+                done: false,
+                reported_abnormal: false,
+                pending_error: None,
+                close_timeout: DEFAULT_CLOSE_TIMEOUT,
+                deadline: None,
+                keepalive: None,
+                release_timer: None,
+            },
+            link: Link::new(),
             protocol: None,
         }
     }
@@ -209,8 +242,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.protocol = protocol;
     }
 
-    pub(crate) fn shared(&self) -> Arc<Shared<S>> {
-        self.shared.clone()
+    /// The connection's control block, for the server to close it on
+    /// shutdown.
+    pub(crate) fn control(&self) -> Arc<Control> {
+        self.link.control.clone()
     }
 
     /// The subprotocol agreed in the handshake.
@@ -220,12 +255,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Whether `permessage-deflate` was negotiated.
     pub fn is_compressed(&self) -> bool {
-        self.shared.lock().conn.is_compressed()
+        self.inner.conn.is_compressed()
     }
 
     /// Sets how long [`WebSocket::close`] waits for the peer (default 5 s).
     pub fn set_close_timeout(&mut self, timeout: Duration) {
-        self.shared.lock().close_timeout = timeout;
+        self.inner.close_timeout = timeout;
     }
 
     /// Turns keepalive on (or off with `None`): while [`WebSocket::recv`]
@@ -235,7 +270,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// gets a close 1001 if the socket still takes it, and the close code
     /// reported is 1006.
     pub fn set_keepalive(&mut self, keepalive: Option<KeepAlive>) {
-        self.shared.lock().keepalive = keepalive.map(|settings| {
+        self.inner.keepalive = keepalive.map(|settings| {
             Box::new(KeepAliveState {
                 settings,
                 last_seen: Instant::now(),
@@ -252,14 +287,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// [`Message::Close`] the next call returns `None` (once the transport
     /// has been closed properly). Cancellation-safe.
     pub async fn recv(&mut self) -> Option<Result<Message>> {
-        poll_fn(|cx| poll_recv(&self.shared, cx)).await
+        poll_fn(|cx| poll_recv(&mut self.inner, &self.link, cx)).await
     }
 
     /// The next message if it is already buffered, without reading or
     /// waiting: after a `recv`, call this until `None` to handle a whole
     /// batch of pipelined messages before one `flush`.
     pub fn try_recv_buffered(&mut self) -> Option<Result<Message>> {
-        let mut inner = self.shared.lock();
+        let inner = &mut self.inner;
+        inner.take_close_request(&self.link);
         if inner.done {
             return None;
         }
@@ -279,12 +315,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Queues a message without writing it: several fed messages go out in
     /// one write at the next [`WebSocket::flush`] or `send`.
     pub fn feed(&mut self, message: impl Into<Message>) -> Result<()> {
-        feed(&self.shared, message.into())
+        feed(&mut self.inner, &self.link, message.into())
     }
 
     /// Writes everything queued.
     pub async fn flush(&mut self) -> Result<()> {
-        poll_fn(|cx| poll_flush(&self.shared, cx)).await
+        poll_fn(|cx| poll_flush(&mut self.inner, &self.link, cx)).await
     }
 
     /// Closes the connection: sends a close frame (1000 if `frame` is
@@ -292,12 +328,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// ends, discarding data, for at most the close timeout.
     pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<()> {
         let frame = frame.unwrap_or_else(|| CloseFrame::new(CloseCode::Normal, ""));
-        match feed(&self.shared, Message::Close(Some(frame))) {
+        match feed(&mut self.inner, &self.link, Message::Close(Some(frame))) {
             Ok(()) | Err(Error::Closed) => {}
             Err(e) => return Err(e),
         }
         self.flush().await?;
-        let timeout = self.shared.lock().close_timeout;
+        let timeout = self.inner.close_timeout;
         let drain = async {
             while let Some(item) = self.recv().await {
                 item?;
@@ -313,42 +349,48 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// The peer's close code once the connection is over: the code it sent,
     /// 1005 if its close frame had none, 1006 if it never sent one.
     pub fn close_code(&self) -> CloseCode {
-        self.shared.lock().conn.close_code()
+        self.inner.conn.close_code()
     }
 
     /// The peer's close frame, if one arrived with a status code.
     pub fn close_frame(&self) -> Option<CloseFrame> {
-        self.shared.lock().conn.peer_close_frame().cloned()
+        self.inner.conn.peer_close_frame().cloned()
     }
 
     /// Splits into a reader and a writer that can be used from different
     /// tasks.
     pub fn split(self) -> (WsReader<S>, WsWriter<S>) {
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(self.inner),
+            link: self.link,
+            protocol: self.protocol,
+        });
         (
             WsReader {
-                shared: self.shared.clone(),
+                shared: shared.clone(),
             },
-            WsWriter {
-                shared: self.shared,
-            },
+            WsWriter { shared },
         )
     }
 
-    /// Puts a split connection back together.
+    /// Puts a split connection back together; `None` if the halves are of
+    /// different connections.
     pub fn reunite(reader: WsReader<S>, writer: WsWriter<S>) -> Option<WebSocket<S>> {
-        if Arc::ptr_eq(&reader.shared, &writer.shared) {
-            Some(WebSocket {
-                shared: writer.shared,
-                protocol: None,
-            })
-        } else {
-            None
+        if !Arc::ptr_eq(&reader.shared, &writer.shared) {
+            return None;
         }
+        drop(reader);
+        let shared = Arc::try_unwrap(writer.shared).ok()?;
+        Some(WebSocket {
+            inner: shared.inner.into_inner().unwrap_or_else(|p| p.into_inner()),
+            link: shared.link,
+            protocol: shared.protocol,
+        })
     }
 }
 
-fn feed<S>(shared: &Shared<S>, message: Message) -> Result<()> {
-    let mut inner = shared.lock();
+fn feed<S>(inner: &mut Inner<S>, link: &Link, message: Message) -> Result<()> {
+    inner.take_close_request(link);
     if !inner.conn.pending_output().has_buffer() {
         if let Some(unused) = inner.conn.output().provide_buffer(buffer_pool::take()) {
             buffer_pool::give(unused);
@@ -359,11 +401,15 @@ fn feed<S>(shared: &Shared<S>, message: Message) -> Result<()> {
 
 /// Writes queued output for the writer. The socket gets the shared write
 /// waker, which wakes both halves.
-fn poll_flush<S: AsyncWrite + Unpin>(shared: &Shared<S>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-    let mut inner = shared.lock();
-    shared.wakers.writer_write.register(cx.waker());
-    let mut write_cx = Context::from_waker(&shared.write_waker);
-    flush_inner(&mut inner, &mut write_cx).map_err(Error::Io)
+fn poll_flush<S: AsyncWrite + Unpin>(
+    inner: &mut Inner<S>,
+    link: &Link,
+    cx: &mut Context<'_>,
+) -> Poll<Result<()>> {
+    inner.take_close_request(link);
+    link.control.writer_write.register(cx.waker());
+    let mut write_cx = Context::from_waker(&link.write_waker);
+    flush_inner(inner, &mut write_cx).map_err(Error::Io)
 }
 
 fn flush_inner<S: AsyncWrite + Unpin>(
@@ -394,15 +440,16 @@ fn flush_inner<S: AsyncWrite + Unpin>(
 }
 
 fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
-    shared: &Shared<S>,
+    inner: &mut Inner<S>,
+    link: &Link,
     cx: &mut Context<'_>,
 ) -> Poll<Option<Result<Message>>> {
-    let mut guard = shared.lock();
-    let inner = &mut *guard;
+    inner.take_close_request(link);
     // Wakers are registered only on the paths that can wait, and always
-    // before the wait is set up (the lock is held throughout, so nothing
-    // can wake us in between).
-    let mut write_cx = Context::from_waker(&shared.write_waker);
+    // before the wait is set up (a split connection's lock is held
+    // throughout, so nothing can wake us in between).
+    let wakers = &link.control;
+    let mut write_cx = Context::from_waker(&link.write_waker);
     loop {
         if inner.done {
             return Poll::Ready(None);
@@ -412,7 +459,7 @@ fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
                 // Send pongs and close replies right away when the socket
                 // allows; otherwise they go out with the next flush.
                 if inner.conn.has_output() {
-                    shared.wakers.reader_write.register(cx.waker());
+                    wakers.reader_write.register(cx.waker());
                     let _ = flush_inner(inner, &mut write_cx);
                 }
                 return Poll::Ready(Some(Ok(message)));
@@ -421,7 +468,7 @@ fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
             Err(error) => inner.pending_error = Some(Error::Protocol(error)),
         }
         if inner.conn.is_closed() {
-            shared.wakers.reader_write.register(cx.waker());
+            wakers.reader_write.register(cx.waker());
             let finished = ready!(poll_finish(inner, cx, &mut write_cx));
             return match inner.pending_error.take() {
                 Some(error) => Poll::Ready(Some(Err(error))),
@@ -430,7 +477,7 @@ fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
         }
         if inner.conn.has_output() {
             // Pending is fine: the shared write waker wakes us.
-            shared.wakers.reader_write.register(cx.waker());
+            wakers.reader_write.register(cx.waker());
             if let Poll::Ready(Err(e)) = flush_inner(inner, &mut write_cx) {
                 inner.done = true;
                 return Poll::Ready(Some(Err(Error::Io(e))));
@@ -445,7 +492,7 @@ fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
             return Poll::Ready(Some(Err(Error::AbnormalClose)));
         }
         if inner.keepalive.is_some() {
-            shared.wakers.reader_write.register(cx.waker());
+            wakers.reader_write.register(cx.waker());
         }
         if let Some(timed_out) = poll_keepalive(inner, cx, &mut write_cx) {
             return Poll::Ready(Some(Err(timed_out)));
@@ -479,7 +526,12 @@ fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
                     }
                 }
                 // For a server shutdown's close (`start_close`).
-                shared.wakers.read.register(cx.waker());
+                wakers.read.register(cx.waker());
+                // A close requested before that registration would be
+                // missed: look once more.
+                if wakers.close_requested.load(Ordering::Acquire) {
+                    cx.waker().wake_by_ref();
+                }
                 return Poll::Pending;
             }
             Poll::Ready(Ok(0)) => inner.eof = true,
@@ -612,46 +664,55 @@ fn poll_finish<S: AsyncRead + AsyncWrite + Unpin>(
 
 use std::future::Future as _;
 
-fn poll_ready<S: AsyncWrite + Unpin>(shared: &Shared<S>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-    let pending = shared.lock().conn.pending_output().remaining();
-    if pending > OUTPUT_HIGH_WATER {
-        ready!(poll_flush(shared, cx))?;
+fn poll_ready<S: AsyncWrite + Unpin>(
+    inner: &mut Inner<S>,
+    link: &Link,
+    cx: &mut Context<'_>,
+) -> Poll<Result<()>> {
+    if inner.conn.pending_output().remaining() > OUTPUT_HIGH_WATER {
+        ready!(poll_flush(inner, link, cx))?;
     }
     Poll::Ready(Ok(()))
 }
 
-fn poll_close<S: AsyncWrite + Unpin>(shared: &Shared<S>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-    {
-        let mut inner = shared.lock();
-        if !inner.conn.close_sent() && !inner.conn.failed() {
-            let _ = inner
-                .conn
-                .close(Some(CloseFrame::new(CloseCode::Normal, "")));
-        }
+fn poll_close<S: AsyncWrite + Unpin>(
+    inner: &mut Inner<S>,
+    link: &Link,
+    cx: &mut Context<'_>,
+) -> Poll<Result<()>> {
+    if !inner.conn.close_sent() && !inner.conn.failed() {
+        let _ = inner
+            .conn
+            .close(Some(CloseFrame::new(CloseCode::Normal, "")));
     }
-    poll_flush(shared, cx)
+    poll_flush(inner, link, cx)
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
     type Item = Result<Message>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        poll_recv(&self.shared, cx)
+        let this = self.get_mut();
+        poll_recv(&mut this.inner, &this.link, cx)
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     type Error = Error;
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        poll_ready(&self.shared, cx)
+        let this = self.get_mut();
+        poll_ready(&mut this.inner, &this.link, cx)
     }
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
-        feed(&self.shared, item)
+        let this = self.get_mut();
+        feed(&mut this.inner, &this.link, item)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        poll_flush(&self.shared, cx)
+        let this = self.get_mut();
+        poll_flush(&mut this.inner, &this.link, cx)
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        poll_close(&self.shared, cx)
+        let this = self.get_mut();
+        poll_close(&mut this.inner, &this.link, cx)
     }
 }
 
@@ -663,14 +724,14 @@ pub struct WsReader<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> WsReader<S> {
     /// Receives the next message, like [`WebSocket::recv`]. Cancellation-safe.
     pub async fn recv(&mut self) -> Option<Result<Message>> {
-        poll_fn(|cx| poll_recv(&self.shared, cx)).await
+        poll_fn(|cx| self.shared.with(|inner, link| poll_recv(inner, link, cx))).await
     }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsReader<S> {
     type Item = Result<Message>;
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        poll_recv(&self.shared, cx)
+        self.shared.with(|inner, link| poll_recv(inner, link, cx))
     }
 }
 
@@ -688,12 +749,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
 
     /// Queues a message without writing it.
     pub fn feed(&mut self, message: impl Into<Message>) -> Result<()> {
-        feed(&self.shared, message.into())
+        let message = message.into();
+        self.shared.with(|inner, link| feed(inner, link, message))
     }
 
     /// Writes everything queued.
     pub async fn flush(&mut self) -> Result<()> {
-        poll_fn(|cx| poll_flush(&self.shared, cx)).await
+        poll_fn(|cx| self.shared.with(|inner, link| poll_flush(inner, link, cx))).await
     }
 
     /// Sends a close frame (1000 if `None`); the reader sees the peer's
@@ -708,15 +770,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WsWriter<S> {
     type Error = Error;
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        poll_ready(&self.shared, cx)
+        self.shared.with(|inner, link| poll_ready(inner, link, cx))
     }
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
-        feed(&self.shared, item)
+        self.shared.with(|inner, link| feed(inner, link, item))
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        poll_flush(&self.shared, cx)
+        self.shared.with(|inner, link| poll_flush(inner, link, cx))
     }
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        poll_close(&self.shared, cx)
+        self.shared.with(|inner, link| poll_close(inner, link, cx))
     }
 }
