@@ -102,6 +102,31 @@ fn encode(c: &mut Criterion) {
     group.finish();
 }
 
+/// The server's echo of a pipelined batch: 16 masked frames arrive in one
+/// read, each is decoded and sent back, and the output is written out.
+/// This is the per-message engine cost behind the harness's scenario f.
+fn echo(c: &mut Criterion) {
+    let mut group = c.benchmark_group("echo_batch16");
+    for size in [20usize, 512] {
+        let batch = client_frames(size, 16);
+        let mut server = Connection::new(Role::Server, Config::default());
+        group.throughput(Throughput::Elements(16));
+        group.bench_with_input(BenchmarkId::from_parameter(size), &size, |b, _| {
+            b.iter(|| {
+                server.input_buffer().extend_from_slice(black_box(&batch));
+                while let Some(message) = server.next_message().unwrap() {
+                    server.send(message).unwrap();
+                }
+                let out = server.output();
+                let n = bytes::Buf::remaining(out);
+                bytes::Buf::advance(out, n);
+                n
+            })
+        });
+    }
+    group.finish();
+}
+
 #[cfg(feature = "deflate")]
 fn deflate(c: &mut Criterion) {
     use duplex_proto::deflate::{DeflateConfig, DeflateParams, DeflateRole, PerMessageDeflate};
@@ -160,5 +185,5 @@ fn deflate(c: &mut Criterion) {
 #[cfg(not(feature = "deflate"))]
 fn deflate(_: &mut Criterion) {}
 
-criterion_group!(benches, masking, utf8, parse, encode, deflate);
+criterion_group!(benches, masking, utf8, parse, encode, echo, deflate);
 criterion_main!(benches);

@@ -30,6 +30,10 @@ use crate::message::{Message, Utf8Bytes};
 use crate::output::OutputQueue;
 use crate::utf8::Utf8Validator;
 
+/// Payloads up to this size are copied out of the read buffer rather than
+/// shared with it.
+const COPY_PAYLOAD_MAX: usize = 256;
+
 /// Which end of the connection this is; it decides the masking rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -317,7 +321,17 @@ impl Connection {
             return Ok(Step::NeedMore);
         }
         let header = frame.header;
-        let payload = self.input.split_to(frame.len).freeze();
+        let payload = if frame.len <= COPY_PAYLOAD_MAX {
+            // A small payload is copied out: cheaper than sharing the
+            // buffer (two atomic operations per message), and the read
+            // buffer stays unshared, so it can be reused in place rather
+            // than being pinned by messages the application keeps.
+            let payload = Bytes::copy_from_slice(&self.input[..frame.len]);
+            self.input.advance(frame.len);
+            payload
+        } else {
+            self.input.split_to(frame.len).freeze()
+        };
         self.frame = None;
         if header.opcode.is_control() {
             self.on_control(header.opcode, payload)

@@ -171,6 +171,7 @@ impl<S> Shared<S> {
 
 impl<S> Inner<S> {
     /// Starts the close someone asked for through [`Control::start_close`].
+    #[inline]
     fn take_close_request(&mut self, link: &Link) {
         let requested = &link.control.close_requested;
         if requested.load(Ordering::Relaxed) && requested.swap(false, Ordering::Acquire) {
@@ -295,7 +296,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// batch of pipelined messages before one `flush`.
     pub fn try_recv_buffered(&mut self) -> Option<Result<Message>> {
         let inner = &mut self.inner;
-        inner.take_close_request(&self.link);
         if inner.done {
             return None;
         }
@@ -315,7 +315,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Queues a message without writing it: several fed messages go out in
     /// one write at the next [`WebSocket::flush`] or `send`.
     pub fn feed(&mut self, message: impl Into<Message>) -> Result<()> {
-        feed(&mut self.inner, &self.link, message.into())
+        feed(&mut self.inner, message.into())
     }
 
     /// Writes everything queued.
@@ -328,7 +328,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// ends, discarding data, for at most the close timeout.
     pub async fn close(&mut self, frame: Option<CloseFrame>) -> Result<()> {
         let frame = frame.unwrap_or_else(|| CloseFrame::new(CloseCode::Normal, ""));
-        match feed(&mut self.inner, &self.link, Message::Close(Some(frame))) {
+        match feed(&mut self.inner, Message::Close(Some(frame))) {
             Ok(()) | Err(Error::Closed) => {}
             Err(e) => return Err(e),
         }
@@ -389,8 +389,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 }
 
-fn feed<S>(inner: &mut Inner<S>, link: &Link, message: Message) -> Result<()> {
-    inner.take_close_request(link);
+/// Queues a message. (A close the server asked for is started by the
+/// next `recv` or `flush`, after what was fed before it.)
+fn feed<S>(inner: &mut Inner<S>, message: Message) -> Result<()> {
     if !inner.conn.pending_output().has_buffer() {
         if let Some(unused) = inner.conn.output().provide_buffer(buffer_pool::take()) {
             buffer_pool::give(unused);
@@ -704,7 +705,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     }
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
         let this = self.get_mut();
-        feed(&mut this.inner, &this.link, item)
+        feed(&mut this.inner, item)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         let this = self.get_mut();
@@ -750,7 +751,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
     /// Queues a message without writing it.
     pub fn feed(&mut self, message: impl Into<Message>) -> Result<()> {
         let message = message.into();
-        self.shared.with(|inner, link| feed(inner, link, message))
+        self.shared.with(|inner, _| feed(inner, message))
     }
 
     /// Writes everything queued.
@@ -773,7 +774,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WsWriter<S> {
         self.shared.with(|inner, link| poll_ready(inner, link, cx))
     }
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<()> {
-        self.shared.with(|inner, link| feed(inner, link, item))
+        self.shared.with(|inner, _| feed(inner, item))
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         self.shared.with(|inner, link| poll_flush(inner, link, cx))
