@@ -188,6 +188,17 @@ impl Connection {
         &mut self.input
     }
 
+    /// How many bytes of the frame being received have not arrived yet
+    /// (0 between frames). The I/O layer sizes its reads with it, so a
+    /// large frame is read into room that fits it, without a last
+    /// doubling of the buffer for its final bytes. (Known only once
+    /// [`Connection::next_message`] has seen the frame's header.)
+    pub fn frame_remaining(&self) -> usize {
+        self.frame
+            .as_ref()
+            .map_or(0, |frame| frame.len.saturating_sub(self.input.len()))
+    }
+
     /// The bytes waiting to be written. Write them and call
     /// [`Buf::advance`] with how many were written.
     pub fn output(&mut self) -> &mut OutputQueue {

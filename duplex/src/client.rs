@@ -198,7 +198,9 @@ impl ClientBuilder {
         let stream = tokio::time::timeout(self.connect_timeout, self.open(&target))
             .await
             .map_err(|_| Error::Timeout("connecting"))??;
-        self.handshake(stream, &target).await
+        let mut ws = self.handshake(stream, &target).await?;
+        ws.wake_per_frame();
+        Ok(ws)
     }
 
     async fn open(&self, target: &Target) -> Result<MaybeTlsStream> {

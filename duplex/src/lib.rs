@@ -37,6 +37,8 @@ mod buffer_pool;
 mod client;
 mod error;
 mod handler;
+#[cfg(unix)]
+mod low_water;
 mod queue;
 pub mod reconnect;
 mod request;

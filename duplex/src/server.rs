@@ -567,6 +567,7 @@ async fn establish(
         Err(None) => return None,
     };
     let mut ws = WebSocket::from_parts(stream, conn, &leftover);
+    ws.wake_per_frame();
     ws.set_protocol(protocol);
     ws.set_keepalive(server.keepalive);
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);

@@ -123,6 +123,9 @@ struct Inner<S> {
     /// Releases a large read buffer once the connection has been idle for
     /// [`LARGE_BUFFER_IDLE`]; armed only while such a buffer is held.
     release_timer: Option<Pin<Box<Sleep>>>,
+    /// Sizes socket wake-ups by the frame being received (plain TCP).
+    #[cfg(unix)]
+    low_water: Option<crate::low_water::LowWater>,
 }
 
 /// How long an idle connection keeps a read buffer larger than the pooled
@@ -228,6 +231,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 deadline: None,
                 keepalive: None,
                 release_timer: None,
+                #[cfg(unix)]
+                low_water: None,
             },
             link: Link::new(),
             protocol: None,
@@ -389,6 +394,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 }
 
+impl WebSocket<crate::MaybeTlsStream> {
+    /// Lets the socket wake this connection once a large frame is all
+    /// there rather than piece by piece (plain TCP only; see `low_water`).
+    pub(crate) fn wake_per_frame(&mut self) {
+        #[cfg(unix)]
+        if let crate::MaybeTlsStream::Plain(tcp) = &self.inner.stream {
+            use std::os::fd::AsRawFd;
+            self.inner.low_water = Some(crate::low_water::LowWater::new(tcp.as_raw_fd()));
+        }
+    }
+}
+
 /// Queues a message. (A close the server asked for is started by the
 /// next `recv` or `flush`, after what was fed before it.)
 fn feed<S>(inner: &mut Inner<S>, message: Message) -> Result<()> {
@@ -498,15 +515,41 @@ fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
         if let Some(timed_out) = poll_keepalive(inner, cx, &mut write_cx) {
             return Poll::Ready(Some(Err(timed_out)));
         }
+        let remaining = inner.conn.frame_remaining();
+        #[cfg(unix)]
+        if let (Some(low_water), None) = (&mut inner.low_water, &inner.keepalive) {
+            low_water.expect(remaining);
+        }
         let Inner { stream, conn, .. } = inner;
         let buf = conn.input_buffer();
-        if buf.capacity() - buf.len() < READ_RESERVE {
+        // Room for the rest of the frame in progress, or for a usual read.
+        let wanted = if remaining > 0 {
+            remaining.min(READ_RESERVE)
+        } else {
+            READ_RESERVE
+        };
+        if buf.is_empty() && buf.capacity() > 0 {
+            // After a message was split off, the buffer is a view of the
+            // rest of its allocation: start again at the front when nothing
+            // else holds it, so the next message of that size fits again.
+            let _ = buf.try_reclaim(buf.capacity() + 1);
+        }
+        if buf.capacity() - buf.len() < wanted {
             if buf.capacity() == 0 {
                 *buf = buffer_pool::take();
-            } else if !(buf.is_empty() && buf.try_reclaim(READ_RESERVE)) {
-                // Grow (doubling) rather than move buffered data to the
-                // front: a large frame would be copied on every message.
-                buf.reserve(READ_RESERVE.max(buf.len()));
+            } else {
+                // Grow by doubling, with what has arrived rather than what
+                // a header claims, but no further than the frame needs
+                // (plus a usual read, so that the next frame of that size
+                // fits too instead of forcing a shift of the whole buffer
+                // to the front, a copy on every message).
+                let double = READ_RESERVE.max(buf.len());
+                let needed = remaining.saturating_add(READ_RESERVE);
+                buf.reserve(if remaining > 0 {
+                    needed.min(double)
+                } else {
+                    double
+                });
             }
         }
         match tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf) {
@@ -514,6 +557,10 @@ fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
                 // Idle: hold no buffer while waiting (a large one only for
                 // a moment, in case another large message follows).
                 if buf.is_empty() {
+                    // After a message was split off, the buffer is a small
+                    // view of its allocation: see all of it again (when
+                    // nothing else holds it) before deciding.
+                    let _ = buf.try_reclaim(READ_RESERVE);
                     if buf.capacity() <= buffer_pool::MAX_POOLED_CAPACITY {
                         buffer_pool::give(std::mem::take(buf));
                     } else {

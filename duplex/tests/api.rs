@@ -700,3 +700,44 @@ async fn shutdown_closes_handler_connections_with_1001() {
     running.join(Duration::from_secs(5)).await;
     assert_eq!(closes.load(Ordering::SeqCst), 1);
 }
+
+/// Large frames that arrive slowly, in pieces smaller and larger than the
+/// socket's wake-up mark, and a large frame followed at once by small ones
+/// in the same write: all come back whole and in order (the read path
+/// sizes its wake-ups by the frame in progress).
+#[tokio::test]
+async fn large_frames_arriving_in_pieces_come_back_whole() {
+    within(TEST, "large frames in pieces", async {
+        let running = Running::start(echo_server()).await;
+        let mut client = RawClient::open(running.addr, "/echo").await;
+        let big: Vec<u8> = (0..(1usize << 20) + 7).map(|i| (i % 251) as u8).collect();
+        let wire = masked(0x82, &big);
+        for piece in wire.chunks(100 * 1024) {
+            client.send(piece).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let echo = client
+            .read_frame()
+            .await
+            .expect("the echo of the slow frame");
+        assert_eq!(echo.opcode, 0x2);
+        assert!(echo.payload == big, "the slow frame came back changed");
+
+        let mut burst = masked(0x82, &big[..300 * 1024]);
+        burst.extend(masked(0x81, b"small one"));
+        burst.extend(masked(0x81, b"small two"));
+        client.send(&burst).await;
+        let first = client.read_frame().await.expect("the large echo");
+        assert!(
+            first.payload == big[..300 * 1024],
+            "the large frame came back changed"
+        );
+        for expected in [&b"small one"[..], b"small two"] {
+            let small = client.read_frame().await.expect("a small echo");
+            assert_eq!(small.payload, expected);
+        }
+        drop(client);
+        running.stop().await;
+    })
+    .await;
+}
