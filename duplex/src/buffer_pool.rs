@@ -51,3 +51,40 @@ pub(crate) fn give(mut buf: BytesMut) {
         }
     });
 }
+
+/// The size of a read-ahead buffer (see `ReadAhead`).
+#[cfg(feature = "tls")]
+pub(crate) const READ_AHEAD_SIZE: usize = 64 * 1024;
+
+/// Read-ahead buffers kept per thread at most: enough for the connections
+/// one thread serves at the same moment, not one per connection.
+#[cfg(feature = "tls")]
+const MAX_READ_AHEAD_POOLED: usize = 32;
+
+#[cfg(feature = "tls")]
+thread_local! {
+    static READ_AHEAD_POOL: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A buffer with at least [`READ_AHEAD_SIZE`] bytes of capacity.
+#[cfg(feature = "tls")]
+pub(crate) fn take_read_ahead() -> BytesMut {
+    READ_AHEAD_POOL
+        .with(|pool| pool.borrow_mut().pop())
+        .unwrap_or_else(|| BytesMut::with_capacity(READ_AHEAD_SIZE))
+}
+
+/// Gives a drained read-ahead buffer back.
+#[cfg(feature = "tls")]
+pub(crate) fn give_read_ahead(mut buf: BytesMut) {
+    buf.clear();
+    if !buf.try_reclaim(READ_AHEAD_SIZE) {
+        return;
+    }
+    READ_AHEAD_POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.len() < MAX_READ_AHEAD_POOLED {
+            pool.push(buf);
+        }
+    });
+}

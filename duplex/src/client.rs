@@ -215,7 +215,7 @@ impl ClientBuilder {
             let name = rustls::pki_types::ServerName::try_from(target.host.clone())
                 .map_err(|e| Error::Tls(format!("server name {}: {e}", target.host)))?;
             let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
+                .connect(name, crate::ReadAhead::new(tcp))
                 .await
                 .map_err(|e| Error::Tls(e.to_string()))?;
             Ok(MaybeTlsStream::ClientTls(Box::new(tls)))

@@ -40,6 +40,8 @@ mod handler;
 #[cfg(unix)]
 mod low_water;
 mod queue;
+#[cfg(feature = "tls")]
+mod read_ahead;
 pub mod reconnect;
 mod request;
 pub mod rooms;
@@ -57,6 +59,8 @@ pub use duplex_proto::{CloseCode, CloseFrame, Config, Message, Role, Utf8Bytes};
 pub use error::{Error, Result};
 pub use handler::{Handler, Session};
 pub use queue::{QueueLimits, QueueStats, SlowConsumerPolicy};
+#[cfg(feature = "tls")]
+pub use read_ahead::ReadAhead;
 pub use request::UpgradeRequest;
 pub use server::{BoundServer, HttpResponse, Server, ServerHandle, ServerSocket, UpgradeDecision};
 pub use stream::MaybeTlsStream;

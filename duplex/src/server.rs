@@ -594,7 +594,7 @@ async fn secure(server: &Server, tcp: TcpStream) -> std::io::Result<MaybeTlsStre
     #[cfg(feature = "tls")]
     if let Some(acceptor) = &server.tls {
         return Ok(MaybeTlsStream::ServerTls(Box::new(
-            acceptor.accept(tcp).await?,
+            acceptor.accept(crate::ReadAhead::new(tcp)).await?,
         )));
     }
     let _ = server;

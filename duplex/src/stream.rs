@@ -7,6 +7,9 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
+#[cfg(feature = "tls")]
+use crate::read_ahead::ReadAhead;
+
 /// The transport of a `ws://` or `wss://` connection.
 #[derive(Debug)]
 pub enum MaybeTlsStream {
@@ -14,10 +17,10 @@ pub enum MaybeTlsStream {
     Plain(TcpStream),
     /// TLS as a client (`wss://`).
     #[cfg(feature = "tls")]
-    ClientTls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+    ClientTls(Box<tokio_rustls::client::TlsStream<ReadAhead<TcpStream>>>),
     /// TLS as a server (`wss://`).
     #[cfg(feature = "tls")]
-    ServerTls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    ServerTls(Box<tokio_rustls::server::TlsStream<ReadAhead<TcpStream>>>),
 }
 
 impl MaybeTlsStream {
@@ -26,9 +29,9 @@ impl MaybeTlsStream {
         match self {
             MaybeTlsStream::Plain(s) => s,
             #[cfg(feature = "tls")]
-            MaybeTlsStream::ClientTls(s) => s.get_ref().0,
+            MaybeTlsStream::ClientTls(s) => s.get_ref().0.get_ref(),
             #[cfg(feature = "tls")]
-            MaybeTlsStream::ServerTls(s) => s.get_ref().0,
+            MaybeTlsStream::ServerTls(s) => s.get_ref().0.get_ref(),
         }
     }
 
