@@ -91,7 +91,9 @@ pub struct Connection {
     config: Arc<Config>,
     input: BytesMut,
     frame: Option<IncomingFrame>,
-    message: Option<IncomingMessage>,
+    /// Boxed: most messages are one frame, and idle connections should
+    /// stay small.
+    message: Option<Box<IncomingMessage>>,
     utf8: Utf8Validator,
     output: OutputQueue,
     close_sent: bool,
@@ -446,11 +448,11 @@ impl Connection {
                 // handed out without copying.
                 return self.finish(header.opcode == OpCode::Text, payload);
             }
-            None => IncomingMessage {
+            None => Box::new(IncomingMessage {
                 text: header.opcode == OpCode::Text,
                 compressed: header.rsv1,
                 data: BytesMut::new(),
-            },
+            }),
         };
         if message.compressed {
             self.inflate(&mut message, &payload, header.fin)?;

@@ -480,15 +480,23 @@ async fn handle_connection(shared: &Arc<ServerShared>, tcp: TcpStream, addr: Soc
     let Some(upgraded) = Box::pin(establish(shared, tcp, addr)).await else {
         return;
     };
+    let (id, running) = start_route(upgraded);
+    running.await;
+    shared.registry().remove(&id);
+}
+
+/// Hands the connection to its route. Not inline in `handle_connection`:
+/// values moved out of an async fn's locals still take room in its future
+/// for as long as they are in scope, and that future is allocated for
+/// every connection for its whole life.
+fn start_route(upgraded: Upgraded) -> (u64, BoxFuture) {
     let Upgraded {
         route,
         ws,
         request,
         ctx,
     } = upgraded;
-    let id = ctx.id;
-    route(ws, request, ctx).await;
-    shared.registry().remove(&id);
+    (ctx.id, route(ws, request, ctx))
 }
 
 /// A connection past its handshake, ready for its route.

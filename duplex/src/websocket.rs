@@ -58,7 +58,7 @@ pub(crate) struct Control {
     writer_write: AtomicWaker,
     /// Set once a close was asked for; checked (one load) on every call.
     close_requested: AtomicBool,
-    close_request: Mutex<Option<CloseFrame>>,
+    close_request: Mutex<Option<Box<CloseFrame>>>,
 }
 
 impl Wake for Control {
@@ -75,7 +75,7 @@ impl Control {
     /// Asks the connection's task to start the close handshake with
     /// `frame` (unless it started one already) and wakes it.
     pub(crate) fn start_close(&self, frame: CloseFrame) {
-        *self.close_request.lock().unwrap_or_else(|p| p.into_inner()) = Some(frame);
+        *self.close_request.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(frame));
         self.close_requested.store(true, Ordering::Release);
         self.read.wake();
         self.reader_write.wake();
@@ -113,7 +113,7 @@ struct Inner<S> {
     /// A protocol error, reported once the failing close is complete (so
     /// that an application that stops reading on the error cannot drop
     /// the close frame unsent).
-    pending_error: Option<Error>,
+    pending_error: Option<Box<Error>>,
     close_timeout: Duration,
     /// When the closing connection stops waiting for the peer.
     deadline: Option<Pin<Box<Sleep>>>,
@@ -180,7 +180,7 @@ impl<S> Inner<S> {
         if requested.load(Ordering::Relaxed) && requested.swap(false, Ordering::Acquire) {
             let request = link.control.close_request.lock().map(|mut r| r.take());
             if let Ok(Some(frame)) = request {
-                let _ = self.conn.close(Some(frame));
+                let _ = self.conn.close(Some(*frame));
             }
         }
     }
@@ -199,7 +199,9 @@ impl<S> Inner<S> {
 /// # Ok(()) }
 /// ```
 pub struct WebSocket<S> {
-    inner: Inner<S>,
+    /// Boxed: the socket is moved into and kept by handler futures, which
+    /// should stay small; one allocation, no lock.
+    inner: Box<Inner<S>>,
     link: Link,
     protocol: Option<String>,
 }
@@ -219,7 +221,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         let mut conn = conn;
         conn.receive(leftover);
         WebSocket {
-            inner: Inner {
+            inner: Box::new(Inner {
                 stream,
                 conn,
                 eof: false,
@@ -233,7 +235,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                 release_timer: None,
                 #[cfg(unix)]
                 low_water: None,
-            },
+            }),
             link: Link::new(),
             protocol: None,
         }
@@ -366,7 +368,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// tasks.
     pub fn split(self) -> (WsReader<S>, WsWriter<S>) {
         let shared = Arc::new(Shared {
-            inner: Mutex::new(self.inner),
+            inner: Mutex::new(*self.inner),
             link: self.link,
             protocol: self.protocol,
         });
@@ -387,7 +389,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         drop(reader);
         let shared = Arc::try_unwrap(writer.shared).ok()?;
         Some(WebSocket {
-            inner: shared.inner.into_inner().unwrap_or_else(|p| p.into_inner()),
+            inner: Box::new(shared.inner.into_inner().unwrap_or_else(|p| p.into_inner())),
             link: shared.link,
             protocol: shared.protocol,
         })
@@ -483,13 +485,13 @@ fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
                 return Poll::Ready(Some(Ok(message)));
             }
             Ok(None) => {}
-            Err(error) => inner.pending_error = Some(Error::Protocol(error)),
+            Err(error) => inner.pending_error = Some(Box::new(Error::Protocol(error))),
         }
         if inner.conn.is_closed() {
             wakers.reader_write.register(cx.waker());
             let finished = ready!(poll_finish(inner, cx, &mut write_cx));
             return match inner.pending_error.take() {
-                Some(error) => Poll::Ready(Some(Err(error))),
+                Some(error) => Poll::Ready(Some(Err(*error))),
                 None => Poll::Ready(finished),
             };
         }
