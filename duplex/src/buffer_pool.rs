@@ -24,10 +24,27 @@ thread_local! {
     static POOL: RefCell<Vec<BytesMut>> = const { RefCell::new(Vec::new()) };
 }
 
+type Pool = std::thread::LocalKey<RefCell<Vec<BytesMut>>>;
+
+/// A buffer from `pool`, or a new one of `size` bytes.
+fn pop(pool: &'static Pool, size: usize) -> BytesMut {
+    pool.with(|pool| pool.borrow_mut().pop())
+        .unwrap_or_else(|| BytesMut::with_capacity(size))
+}
+
+/// Keeps `buf` in `pool` unless it holds `max` buffers already.
+fn push(pool: &'static Pool, buf: BytesMut, max: usize) {
+    pool.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.len() < max {
+            pool.push(buf);
+        }
+    });
+}
+
 /// A buffer with at least [`BUFFER_SIZE`] bytes of capacity.
 pub(crate) fn take() -> BytesMut {
-    POOL.with(|pool| pool.borrow_mut().pop())
-        .unwrap_or_else(|| BytesMut::with_capacity(BUFFER_SIZE))
+    pop(&POOL, BUFFER_SIZE)
 }
 
 /// Gives an empty buffer back (a non-empty one is kept by the caller).
@@ -44,12 +61,7 @@ pub(crate) fn give(mut buf: BytesMut) {
     if buf.capacity() > MAX_POOLED_CAPACITY {
         return;
     }
-    POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        if pool.len() < MAX_POOLED {
-            pool.push(buf);
-        }
-    });
+    push(&POOL, buf, MAX_POOLED);
 }
 
 /// The size of a read-ahead buffer (see `ReadAhead`).
@@ -69,22 +81,14 @@ thread_local! {
 /// A buffer with at least [`READ_AHEAD_SIZE`] bytes of capacity.
 #[cfg(feature = "tls")]
 pub(crate) fn take_read_ahead() -> BytesMut {
-    READ_AHEAD_POOL
-        .with(|pool| pool.borrow_mut().pop())
-        .unwrap_or_else(|| BytesMut::with_capacity(READ_AHEAD_SIZE))
+    pop(&READ_AHEAD_POOL, READ_AHEAD_SIZE)
 }
 
 /// Gives a drained read-ahead buffer back.
 #[cfg(feature = "tls")]
 pub(crate) fn give_read_ahead(mut buf: BytesMut) {
     buf.clear();
-    if !buf.try_reclaim(READ_AHEAD_SIZE) {
-        return;
+    if buf.try_reclaim(READ_AHEAD_SIZE) {
+        push(&READ_AHEAD_POOL, buf, MAX_READ_AHEAD_POOLED);
     }
-    READ_AHEAD_POOL.with(|pool| {
-        let mut pool = pool.borrow_mut();
-        if pool.len() < MAX_READ_AHEAD_POOLED {
-            pool.push(buf);
-        }
-    });
 }

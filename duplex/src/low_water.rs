@@ -13,9 +13,11 @@ use std::os::fd::RawFd;
 
 /// Frames with less than this still to arrive are read as usual: the mark
 /// costs a system call each time it changes.
-pub(crate) const MIN_MARK: usize = 64 * 1024;
+const MIN_MARK: usize = 64 * 1024;
 
-/// The kernel caps the mark at half its largest receive buffer anyway.
+/// The largest mark. Measured on 1 MiB echoes: 128-256 KiB gave the most
+/// messages per second (about 1.1x no mark); 512 KiB and more, fewer than
+/// no mark at all.
 const MAX_MARK: usize = 256 * 1024;
 
 /// The socket of a plain TCP connection and the mark currently set on it.
@@ -32,8 +34,9 @@ impl LowWater {
         LowWater { fd, mark: 1 }
     }
 
-    /// Wake-ups when `remaining` bytes of the current frame are there (or
-    /// at the first byte, for small remainders).
+    /// Wake-ups once `remaining` bytes of the current frame are there, at
+    /// most [`MAX_MARK`] at a time (or at the first byte, for small
+    /// remainders and between frames).
     pub(crate) fn expect(&mut self, remaining: usize) {
         let mark = if remaining >= MIN_MARK {
             remaining.min(MAX_MARK)

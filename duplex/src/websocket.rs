@@ -56,7 +56,8 @@ pub(crate) struct Control {
     read: AtomicWaker,
     reader_write: AtomicWaker,
     writer_write: AtomicWaker,
-    /// Set once a close was asked for; checked (one load) on every call.
+    /// Set while a close was asked for and not yet started; checked (one
+    /// load) by every `recv` and `flush`.
     close_requested: AtomicBool,
     close_request: Mutex<Option<Box<CloseFrame>>>,
 }
@@ -66,8 +67,7 @@ impl Wake for Control {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        self.reader_write.wake();
-        self.writer_write.wake();
+        self.wake_writers();
     }
 }
 
@@ -78,6 +78,11 @@ impl Control {
         *self.close_request.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(frame));
         self.close_requested.store(true, Ordering::Release);
         self.read.wake();
+        self.wake_writers();
+    }
+
+    /// Wakes both halves' writers (the socket's one write waker).
+    fn wake_writers(&self) {
         self.reader_write.wake();
         self.writer_write.wake();
     }
@@ -519,8 +524,13 @@ fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
         }
         let remaining = inner.conn.frame_remaining();
         #[cfg(unix)]
-        if let (Some(low_water), None) = (&mut inner.low_water, &inner.keepalive) {
-            low_water.expect(remaining);
+        if let Some(low_water) = &mut inner.low_water {
+            // Keepalive must see every byte as it arrives: no mark then.
+            low_water.expect(if inner.keepalive.is_some() {
+                0
+            } else {
+                remaining
+            });
         }
         let Inner { stream, conn, .. } = inner;
         let buf = conn.input_buffer();
@@ -559,10 +569,8 @@ fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
                 // Idle: hold no buffer while waiting (a large one only for
                 // a moment, in case another large message follows).
                 if buf.is_empty() {
-                    // After a message was split off, the buffer is a small
-                    // view of its allocation: see all of it again (when
-                    // nothing else holds it) before deciding.
-                    let _ = buf.try_reclaim(READ_RESERVE);
+                    // (An empty buffer was reclaimed to its whole
+                    // allocation before the read.)
                     if buf.capacity() <= buffer_pool::MAX_POOLED_CAPACITY {
                         buffer_pool::give(std::mem::take(buf));
                     } else {
