@@ -6,9 +6,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -45,24 +45,6 @@ impl Proc {
     }
 }
 
-/// Lines of a child's stdout, read on a thread.
-fn line_reader(stdout: ChildStdout) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            match line {
-                Ok(line) => {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-    });
-    rx
-}
-
 /// A running `duplex serve` on a free port.
 struct Serve {
     proc: Proc,
@@ -79,7 +61,7 @@ fn serve() -> Serve {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start duplex serve");
-    let stdout = line_reader(child.stdout.take().unwrap());
+    let stdout = common::lines_of(child.stdout.take().unwrap());
     let proc = Proc { child };
     let first_line = stdout
         .recv_timeout(STEP)
@@ -378,7 +360,7 @@ fn sigterm_closes_clients_with_1001_and_exits_0() {
         .spawn()
         .expect("start duplex connect");
     let mut stdin = child.stdin.take().unwrap();
-    let lines = line_reader(child.stdout.take().unwrap());
+    let lines = common::lines_of(child.stdout.take().unwrap());
     let mut stderr = child.stderr.take().unwrap();
     let mut cli_client = Proc { child };
     writeln!(stdin, "ready").unwrap();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -29,20 +29,6 @@ impl Drop for Process {
     }
 }
 
-/// Forwards the lines of `from` to a channel, on a thread.
-fn lines_of(from: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(from).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 impl Process {
     fn start(args: &[&str], stdin: Stdio) -> Process {
         let mut child = Command::new(env!("CARGO_BIN_EXE_duplex"))
@@ -53,8 +39,8 @@ impl Process {
             .spawn()
             .expect("start duplex");
         Process {
-            stdout: lines_of(child.stdout.take().unwrap()),
-            stderr: lines_of(child.stderr.take().unwrap()),
+            stdout: common::lines_of(child.stdout.take().unwrap()),
+            stderr: common::lines_of(child.stderr.take().unwrap()),
             child,
             seen_stderr: Vec::new(),
         }

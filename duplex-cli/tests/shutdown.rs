@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -46,20 +45,6 @@ impl Process {
     }
 }
 
-/// Forwards the lines of `from` to a channel, on a thread.
-fn lines_of(from: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(from).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
 /// Starts `duplex serve --listen 127.0.0.1:0` and returns it with its
 /// address, from the `listening on ws://...` line.
 fn serve() -> (Process, String) {
@@ -70,8 +55,8 @@ fn serve() -> (Process, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("start duplex serve");
-    let stdout = lines_of(child.stdout.take().unwrap());
-    let stderr = lines_of(child.stderr.take().unwrap());
+    let stdout = common::lines_of(child.stdout.take().unwrap());
+    let stderr = common::lines_of(child.stderr.take().unwrap());
     let process = Process { child, stderr };
     let line = stdout.recv_timeout(STEP).unwrap_or_else(|e| {
         panic!(

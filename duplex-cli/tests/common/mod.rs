@@ -1,9 +1,26 @@
 //! Helpers shared by the CLI tests: waiting for a child process to exit,
-//! stopping it with SIGTERM, and reading `duplex serve`'s listening line.
+//! stopping it with SIGTERM, reading its output line by line, and reading
+//! `duplex serve`'s listening line.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// Forwards the lines of `from` to a channel, on a thread.
+pub fn lines_of(from: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(from).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
 
 /// Waits for `child` to exit, at most `limit`; `None` when it is still
 /// running then (the caller panics with what it knows).
