@@ -556,10 +556,11 @@ impl Handler for Greeter {
     }
 }
 
-#[tokio::test]
-async fn handler_greets_echoes_and_closes_once() {
+/// A server with a [`Greeter`] on `/greet`, its close counter and its
+/// event channel.
+async fn start_greeter() -> (Running, Arc<AtomicUsize>, mpsc::UnboundedReceiver<String>) {
     let closes = Arc::new(AtomicUsize::new(0));
-    let (tx, mut events) = mpsc::unbounded_channel();
+    let (tx, events) = mpsc::unbounded_channel();
     let server = {
         let closes = closes.clone();
         Server::new().handler("/greet", move |_req: &UpgradeRequest| Greeter {
@@ -567,14 +568,28 @@ async fn handler_greets_echoes_and_closes_once() {
             events: tx.clone(),
         })
     };
-    let running = Running::start(server).await;
+    (Running::start(server).await, closes, events)
+}
+
+/// Connects to `/greet` and checks the open event and the greeting.
+async fn connect_greeted(
+    running: &Running,
+    events: &mut mpsc::UnboundedReceiver<String>,
+) -> duplex::ClientSocket {
+    let mut ws = duplex::connect(&running.url("/greet")).await.unwrap();
+    assert_eq!(events.recv().await.unwrap(), "open /greet");
+    assert_eq!(
+        ws.recv().await.unwrap().unwrap(),
+        Message::text("Welcome to duplex!")
+    );
+    ws
+}
+
+#[tokio::test]
+async fn handler_greets_echoes_and_closes_once() {
+    let (running, closes, mut events) = start_greeter().await;
     within(TEST, "handler", async {
-        let mut ws = duplex::connect(&running.url("/greet")).await.unwrap();
-        assert_eq!(events.recv().await.unwrap(), "open /greet");
-        assert_eq!(
-            ws.recv().await.unwrap().unwrap(),
-            Message::text("Welcome to duplex!")
-        );
+        let mut ws = connect_greeted(&running, &mut events).await;
         ws.send("Hello, server!").await.unwrap();
         assert_eq!(
             ws.recv().await.unwrap().unwrap(),
@@ -666,23 +681,9 @@ async fn session_sends_from_another_task() {
 
 #[tokio::test]
 async fn shutdown_closes_handler_connections_with_1001() {
-    let closes = Arc::new(AtomicUsize::new(0));
-    let (tx, mut events) = mpsc::unbounded_channel();
-    let server = {
-        let closes = closes.clone();
-        Server::new().handler("/greet", move |_req: &UpgradeRequest| Greeter {
-            closes: closes.clone(),
-            events: tx.clone(),
-        })
-    };
-    let running = Running::start(server).await;
+    let (running, closes, mut events) = start_greeter().await;
     within(TEST, "handler shutdown", async {
-        let mut ws = duplex::connect(&running.url("/greet")).await.unwrap();
-        assert_eq!(events.recv().await.unwrap(), "open /greet");
-        assert_eq!(
-            ws.recv().await.unwrap().unwrap(),
-            Message::text("Welcome to duplex!")
-        );
+        let mut ws = connect_greeted(&running, &mut events).await;
         running.handle.shutdown();
         match ws.recv().await {
             Some(Ok(Message::Close(Some(frame)))) => assert_eq!(frame.code, CloseCode::Away),
