@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::error::{ProtocolError, SendError};
-use crate::frame::{FrameHeader, OpCode, MAX_HEADER_LEN};
+use crate::frame::{FrameHeader, OpCode};
 use crate::mask::apply_mask;
 use crate::message::{Message, Utf8Bytes};
 use crate::output::OutputQueue;
@@ -304,16 +304,18 @@ impl Connection {
     }
 
     fn step(&mut self) -> Result<Step, ProtocolError> {
-        if self.frame.is_none() {
-            let Some((header, header_len)) = FrameHeader::parse(&self.input)? else {
-                return Ok(Step::NeedMore);
-            };
-            let frame = self.check_header(header)?;
-            self.input.advance(header_len);
-            self.frame = Some(frame);
-        }
-        let Some(frame) = self.frame.as_mut() else {
-            return Ok(Step::NeedMore);
+        // The frame in progress, if its payload is still arriving; else a
+        // new one. (A frame that is all there never needs to be stored.)
+        let mut frame = match self.frame.take() {
+            Some(frame) => frame,
+            None => {
+                let Some((header, header_len)) = FrameHeader::parse(&self.input)? else {
+                    return Ok(Step::NeedMore);
+                };
+                let frame = self.check_header(header)?;
+                self.input.advance(header_len);
+                frame
+            }
         };
         // Unmask (and for text, validate) whatever part of the payload has
         // arrived, so invalid text fails as soon as it is seen.
@@ -331,6 +333,7 @@ impl Connection {
         if available < frame.len {
             // Make room for the rest without over-reserving what a length
             // field merely claims: grow with what actually arrives.
+            self.frame = Some(frame);
             return Ok(Step::NeedMore);
         }
         let header = frame.header;
@@ -345,7 +348,6 @@ impl Connection {
         } else {
             self.input.split_to(frame.len).freeze()
         };
-        self.frame = None;
         if header.opcode.is_control() {
             self.on_control(header.opcode, payload)
         } else {
@@ -623,10 +625,8 @@ impl Connection {
             mask,
             payload_len: payload.len() as u64,
         };
-        let mut head = [0u8; MAX_HEADER_LEN];
-        let head_len = header.encode(&mut head);
         let tail = self.output.tail();
-        tail.extend_from_slice(&head[..head_len]);
+        header.write(tail);
         match mask {
             Some(key) => {
                 // Masking needs a copy of the payload anyway.

@@ -14,6 +14,8 @@
 //! connection (masking rules, fragmentation, limits) is checked in
 //! [`crate::connection`].
 
+use bytes::BufMut;
+
 use crate::error::ProtocolError;
 
 /// A frame's opcode.
@@ -151,33 +153,37 @@ impl FrameHeader {
     /// [`MAX_HEADER_LEN`] bytes) and returns its length. Lengths use the
     /// shortest form, as §5.2 requires.
     pub fn encode(&self, out: &mut [u8; MAX_HEADER_LEN]) -> usize {
-        out[0] = (u8::from(self.fin) << 7)
-            | (u8::from(self.rsv1) << 6)
-            | (u8::from(self.rsv2) << 5)
-            | (u8::from(self.rsv3) << 4)
-            | self.opcode.as_u8();
+        let mut rest = &mut out[..];
+        self.write(&mut rest);
+        MAX_HEADER_LEN - rest.len()
+    }
+
+    /// Appends the encoded header to `out`. Each field is put with a
+    /// fixed-size store, so appending to a write buffer costs no call to
+    /// `memcpy` (measurable on small frames).
+    pub fn write(&self, out: &mut impl BufMut) {
+        out.put_u8(
+            (u8::from(self.fin) << 7)
+                | (u8::from(self.rsv1) << 6)
+                | (u8::from(self.rsv2) << 5)
+                | (u8::from(self.rsv3) << 4)
+                | self.opcode.as_u8(),
+        );
         let mask_bit = if self.mask.is_some() { 0x80 } else { 0 };
-        let mut pos = match self.payload_len {
-            len @ 0..=125 => {
-                out[1] = mask_bit | len as u8;
-                2
-            }
+        match self.payload_len {
+            len @ 0..=125 => out.put_u8(mask_bit | len as u8),
             len @ 126..=0xffff => {
-                out[1] = mask_bit | 126;
-                out[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-                4
+                out.put_u8(mask_bit | 126);
+                out.put_u16(len as u16);
             }
             len => {
-                out[1] = mask_bit | 127;
-                out[2..10].copy_from_slice(&len.to_be_bytes());
-                10
+                out.put_u8(mask_bit | 127);
+                out.put_u64(len);
             }
-        };
-        if let Some(key) = self.mask {
-            out[pos..pos + 4].copy_from_slice(&key);
-            pos += 4;
         }
-        pos
+        if let Some(key) = self.mask {
+            out.put_slice(&key);
+        }
     }
 }
 
