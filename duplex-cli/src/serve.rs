@@ -95,13 +95,21 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
 }
 
 /// Echoes every data message back unchanged, batching replies to messages
-/// that arrived together into one write.
+/// that arrived together into one write. The rest of a batch is lent from
+/// the read buffer rather than received as owned messages.
 async fn echo(mut ws: ServerSocket) {
     while let Some(Ok(message)) = ws.recv().await {
         let mut next = Some(message);
         while let Some(message) = next {
             if message.is_data() && ws.feed(message).is_err() {
                 return;
+            }
+            let lent = ws.lend_buffered(|message, outbox| {
+                // Fails only once closing, which the next recv reports.
+                let _ = outbox.send(message);
+            });
+            if lent.is_err() {
+                break;
             }
             next = match ws.try_recv_buffered() {
                 Some(Ok(message)) => Some(message),

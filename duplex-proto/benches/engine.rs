@@ -123,6 +123,19 @@ fn echo(c: &mut Criterion) {
                 n
             })
         });
+        // The same batch lent from the read buffer (`lend_buffered`).
+        group.bench_with_input(BenchmarkId::new("lent", size), &size, |b, _| {
+            b.iter(|| {
+                server.input_buffer().extend_from_slice(black_box(&batch));
+                server
+                    .lend_buffered(|message, outbox| outbox.send(message).unwrap())
+                    .unwrap();
+                let out = server.output();
+                let n = bytes::Buf::remaining(out);
+                bytes::Buf::advance(out, n);
+                n
+            })
+        });
     }
     group.finish();
 }

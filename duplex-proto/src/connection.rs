@@ -26,7 +26,8 @@ use crate::config::Config;
 use crate::error::{ProtocolError, SendError};
 use crate::frame::{FrameHeader, OpCode};
 use crate::mask::apply_mask;
-use crate::message::{Message, Utf8Bytes};
+use crate::message::{Message, MessageRef, Utf8Bytes};
+use crate::outbox::{MaskPool, Outbox, Payload};
 use crate::output::OutputQueue;
 use crate::utf8::Utf8Validator;
 
@@ -74,14 +75,20 @@ enum Step {
 /// stay small.
 const IDLE_BUFFER_LIMIT: usize = 64 * 1024;
 
-/// How many masking keys are drawn from the OS at once (one syscall per
-/// this many client frames instead of one per frame).
-const MASK_POOL_KEYS: usize = 64;
-
-/// Masking keys drawn from the OS in bulk.
-struct MaskPool {
-    keys: [u8; MASK_POOL_KEYS * 4],
-    next: usize,
+/// The sending side of `$conn` as an [`Outbox`], borrowed field by field,
+/// so that the read buffer can stay borrowed meanwhile.
+macro_rules! outbox {
+    ($conn:expr) => {
+        Outbox {
+            output: &mut $conn.output,
+            mask_pool: &mut $conn.mask_pool,
+            #[cfg(feature = "deflate")]
+            deflate: &mut $conn.deflate,
+            role: $conn.role,
+            frame_size: $conn.config.max_send_frame_size,
+            closed: $conn.close_sent || $conn.failed,
+        }
+    };
 }
 
 /// One WebSocket connection's protocol state, sans IO.
@@ -290,6 +297,81 @@ impl Connection {
         }
     }
 
+    /// Lends every message already buffered whole in one uncompressed
+    /// frame to `f`, straight from the read buffer: no allocation and no
+    /// copy per message. Next to each message, `f` gets an [`Outbox`] to
+    /// queue messages (e.g. replies) while the payload is borrowed.
+    ///
+    /// Stops at anything else: a control frame, a fragmented or compressed
+    /// message, a frame that has not fully arrived, a frame with a protocol
+    /// error. [`Connection::next_message`] returns those as usual, so a
+    /// loop that calls both sees every message once, in order. Returns how
+    /// many messages were lent; fails like `next_message` on invalid UTF-8
+    /// in a text message.
+    ///
+    /// ```
+    /// use duplex_proto::{Config, Connection, Role};
+    ///
+    /// let mut server = Connection::new(Role::Server, Config::default());
+    /// // RFC 6455 §5.7: a single-frame masked text message, "Hello".
+    /// server.receive(&[0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]);
+    /// let lent = server
+    ///     .lend_buffered(|message, outbox| {
+    ///         assert_eq!(message.as_bytes(), b"Hello");
+    ///         outbox.send(message).unwrap(); // echo it
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(lent, 1);
+    /// // The unmasked "Hello" frame of §5.7.
+    /// assert_eq!(server.take_output(), [0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f]);
+    /// ```
+    pub fn lend_buffered(
+        &mut self,
+        mut f: impl FnMut(MessageRef<'_>, &mut Outbox<'_>),
+    ) -> Result<usize, ProtocolError> {
+        let mut lent = 0;
+        while !(self.failed
+            || self.close_received
+            || self.frame.is_some()
+            || self.message.is_some())
+        {
+            let Ok(Some((header, header_len))) = FrameHeader::parse(&self.input) else {
+                break;
+            };
+            if !header.fin || header.rsv1 || !matches!(header.opcode, OpCode::Text | OpCode::Binary)
+            {
+                break;
+            }
+            let Ok(frame) = self.check_header(header) else {
+                break;
+            };
+            let end = header_len + frame.len;
+            if self.input.len() < end {
+                break;
+            }
+            let payload = &mut self.input[header_len..end];
+            if let Some(key) = header.mask {
+                apply_mask(payload, key, 0);
+            }
+            let message = if header.opcode == OpCode::Text {
+                match simdutf8::basic::from_utf8(payload) {
+                    Ok(text) => MessageRef::Text(text),
+                    Err(_) => {
+                        let error = ProtocolError::InvalidUtf8;
+                        self.fail(&error);
+                        return Err(error);
+                    }
+                }
+            } else {
+                MessageRef::Binary(payload)
+            };
+            f(message, &mut outbox!(self));
+            self.input.advance(end);
+            lent += 1;
+        }
+        Ok(lent)
+    }
+
     /// Fails the connection: queue a close frame with the error's code
     /// (unless one was sent already) and stop reading.
     fn fail(&mut self, error: &ProtocolError) {
@@ -420,7 +502,7 @@ impl Connection {
         match opcode {
             OpCode::Ping => {
                 if self.config.auto_pong && !self.close_sent {
-                    self.queue_frame(OpCode::Pong, true, false, &payload);
+                    outbox!(self).queue_frame(OpCode::Pong, true, false, Payload::Lent(&payload));
                 }
                 Ok(Step::Message(Message::Ping(payload)))
             }
@@ -540,48 +622,14 @@ impl Connection {
             Message::Pong(data) => return self.send_control(OpCode::Pong, data),
             Message::Close(frame) => return self.close(frame),
         };
-        let (payload, compressed) = self.maybe_compress(payload);
-        let frame_size = frame_size.unwrap_or(usize::MAX).max(1);
-        if payload.len() <= frame_size {
-            self.queue_frame(opcode, true, compressed, &payload);
-            return Ok(());
-        }
-        let mut offset = 0;
-        while offset < payload.len() {
-            let end = (offset + frame_size).min(payload.len());
-            let (op, rsv1) = if offset == 0 {
-                (opcode, compressed)
-            } else {
-                (OpCode::Continuation, false)
-            };
-            self.queue_frame(op, end == payload.len(), rsv1, &payload.slice(offset..end));
-            offset = end;
-        }
-        Ok(())
-    }
-
-    #[cfg(feature = "deflate")]
-    fn maybe_compress(&mut self, payload: Bytes) -> (Bytes, bool) {
-        match self.deflate.as_mut() {
-            Some(deflate) if deflate.should_compress(payload.len()) => {
-                let mut out = BytesMut::with_capacity(payload.len() / 2 + 16);
-                deflate.compress(&payload, &mut out);
-                (out.freeze(), true)
-            }
-            _ => (payload, false),
-        }
-    }
-
-    #[cfg(not(feature = "deflate"))]
-    fn maybe_compress(&mut self, payload: Bytes) -> (Bytes, bool) {
-        (payload, false)
+        outbox!(self).send_data(opcode, Payload::Shared(payload), frame_size)
     }
 
     fn send_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<(), SendError> {
         if payload.len() > 125 {
             return Err(SendError::ControlFrameTooLong);
         }
-        self.queue_frame(opcode, true, false, &payload);
+        outbox!(self).queue_frame(opcode, true, false, Payload::Shared(payload));
         Ok(())
     }
 
@@ -606,52 +654,8 @@ impl Connection {
         if let Some(frame) = frame {
             frame.encode(&mut payload);
         }
-        self.queue_frame(OpCode::Close, true, false, &Bytes::from(payload));
+        outbox!(self).queue_frame(OpCode::Close, true, false, Payload::Lent(&payload));
         self.close_sent = true;
-    }
-
-    /// Encodes one frame into the output queue, masking it as a client.
-    fn queue_frame(&mut self, opcode: OpCode, fin: bool, rsv1: bool, payload: &Bytes) {
-        let mask = match self.role {
-            Role::Client => Some(self.next_mask_key()),
-            Role::Server => None,
-        };
-        let header = FrameHeader {
-            fin,
-            rsv1,
-            rsv2: false,
-            rsv3: false,
-            opcode,
-            mask,
-            payload_len: payload.len() as u64,
-        };
-        let tail = self.output.tail();
-        header.write(tail);
-        match mask {
-            Some(key) => {
-                // Masking needs a copy of the payload anyway.
-                let start = tail.len();
-                tail.extend_from_slice(payload);
-                apply_mask(&mut tail[start..], key, 0);
-            }
-            None => self.output.push_payload(payload),
-        }
-    }
-
-    fn next_mask_key(&mut self) -> [u8; 4] {
-        let pool = self.mask_pool.get_or_insert_with(|| {
-            Box::new(MaskPool {
-                keys: [0; MASK_POOL_KEYS * 4],
-                next: MASK_POOL_KEYS * 4,
-            })
-        });
-        if pool.next >= pool.keys.len() {
-            getrandom::fill(&mut pool.keys).expect("the operating system's random source failed");
-            pool.next = 0;
-        }
-        let k = &pool.keys[pool.next..pool.next + 4];
-        pool.next += 4;
-        [k[0], k[1], k[2], k[3]]
     }
 
     /// The close code to report when the transport ended: the peer's code

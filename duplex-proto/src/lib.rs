@@ -48,6 +48,7 @@ pub mod frame;
 pub mod handshake;
 pub mod mask;
 pub mod message;
+pub mod outbox;
 pub mod output;
 pub mod utf8;
 
@@ -55,4 +56,5 @@ pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
 pub use connection::{Connection, Role};
 pub use error::{Error, HandshakeError, ProtocolError, SendError};
-pub use message::{Message, Utf8Bytes};
+pub use message::{Message, MessageRef, Utf8Bytes};
+pub use outbox::Outbox;

@@ -175,3 +175,37 @@ impl From<Bytes> for Message {
         Message::Binary(b)
     }
 }
+
+/// A text or binary message lent from the read buffer, without an
+/// allocation or a copy (see
+/// [`Connection::lend_buffered`](crate::Connection::lend_buffered)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageRef<'a> {
+    /// A text message (always valid UTF-8).
+    Text(&'a str),
+    /// A binary message.
+    Binary(&'a [u8]),
+}
+
+impl<'a> MessageRef<'a> {
+    /// Whether this is a text message.
+    pub fn is_text(&self) -> bool {
+        matches!(self, MessageRef::Text(_))
+    }
+
+    /// The payload.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        match self {
+            MessageRef::Text(text) => text.as_bytes(),
+            MessageRef::Binary(data) => data,
+        }
+    }
+
+    /// An owned copy, to keep beyond the lending call.
+    pub fn to_message(&self) -> Message {
+        match self {
+            MessageRef::Text(text) => Message::text(*text),
+            MessageRef::Binary(data) => Message::binary(data.to_vec()),
+        }
+    }
+}

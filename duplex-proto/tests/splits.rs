@@ -1,10 +1,20 @@
 //! Property tests: however a byte stream is cut into reads, the engine
-//! produces the same messages; and what one side encodes, the other decodes.
+//! produces the same messages, whether they are taken out owned or lent;
+//! and what one side encodes, the other decodes.
 
 use duplex_proto::{Config, Connection, Message, Role};
 use proptest::prelude::*;
 
-fn decode_in_chunks(role: Role, bytes: &[u8], cuts: &[usize]) -> Vec<Message> {
+/// How the decoded bytes are taken out of the engine.
+#[derive(Clone, Copy, Debug)]
+enum Drain {
+    /// `next_message` alone.
+    Owned,
+    /// `lend_buffered` first, `next_message` for what it leaves.
+    Lent,
+}
+
+fn decode_in_chunks(role: Role, bytes: &[u8], cuts: &[usize], drain: Drain) -> Vec<Message> {
     let mut conn = Connection::new(role, Config::default());
     let mut out = Vec::new();
     let mut last = 0;
@@ -14,8 +24,15 @@ fn decode_in_chunks(role: Role, bytes: &[u8], cuts: &[usize]) -> Vec<Message> {
     for p in points {
         conn.receive(&bytes[last..p]);
         last = p;
-        while let Some(m) = conn.next_message().expect("valid stream") {
-            out.push(m);
+        loop {
+            if let Drain::Lent = drain {
+                conn.lend_buffered(|m, _| out.push(m.to_message()))
+                    .expect("valid stream");
+            }
+            match conn.next_message().expect("valid stream") {
+                Some(m) => out.push(m),
+                None => break,
+            }
         }
     }
     out
@@ -46,14 +63,16 @@ proptest! {
                                    frame_size in proptest::option::of(1usize..300),
                                    cuts in proptest::collection::vec(any::<usize>(), 0..20)) {
         let bytes = encode(Role::Client, &messages, frame_size);
-        prop_assert_eq!(decode_in_chunks(Role::Server, &bytes, &cuts), messages);
+        prop_assert_eq!(decode_in_chunks(Role::Server, &bytes, &cuts, Drain::Owned), messages.clone());
+        prop_assert_eq!(decode_in_chunks(Role::Server, &bytes, &cuts, Drain::Lent), messages);
     }
 
     #[test]
     fn round_trip_server_to_client(messages in proptest::collection::vec(arb_message(), 0..8),
                                    cuts in proptest::collection::vec(any::<usize>(), 0..20)) {
         let bytes = encode(Role::Server, &messages, None);
-        prop_assert_eq!(decode_in_chunks(Role::Client, &bytes, &cuts), messages);
+        prop_assert_eq!(decode_in_chunks(Role::Client, &bytes, &cuts, Drain::Owned), messages.clone());
+        prop_assert_eq!(decode_in_chunks(Role::Client, &bytes, &cuts, Drain::Lent), messages);
     }
 }
 
@@ -67,20 +86,23 @@ fn every_split_of_a_mixed_stream_gives_the_same_messages() {
         .unwrap();
     client.send(Message::Ping("p".into())).unwrap();
     client.send(Message::binary(vec![1u8; 300])).unwrap();
+    client.send(Message::text("κόσμε")).unwrap();
     client.send(Message::text("")).unwrap();
     client
         .close(Some(duplex_proto::CloseFrame::new(1000, "done")))
         .unwrap();
     let bytes = client.take_output();
-    let whole = decode_in_chunks(Role::Server, &bytes, &[]);
-    assert_eq!(whole.len(), 5);
-    for cut in 0..=bytes.len() {
-        assert_eq!(
-            decode_in_chunks(Role::Server, &bytes, &[cut]),
-            whole,
-            "cut at {cut}"
-        );
-    }
+    let whole = decode_in_chunks(Role::Server, &bytes, &[], Drain::Owned);
+    assert_eq!(whole.len(), 6);
     let every: Vec<usize> = (0..bytes.len()).collect();
-    assert_eq!(decode_in_chunks(Role::Server, &bytes, &every), whole);
+    for drain in [Drain::Owned, Drain::Lent] {
+        for cut in 0..=bytes.len() {
+            assert_eq!(
+                decode_in_chunks(Role::Server, &bytes, &[cut], drain),
+                whole,
+                "cut at {cut}, {drain:?}"
+            );
+        }
+        assert_eq!(decode_in_chunks(Role::Server, &bytes, &every, drain), whole);
+    }
 }

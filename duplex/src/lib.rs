@@ -55,7 +55,9 @@ mod websocket;
 pub use client::{connect, ClientBuilder, ClientSocket, Target};
 pub use duplex_proto as proto;
 pub use duplex_proto::handshake::Headers;
-pub use duplex_proto::{CloseCode, CloseFrame, Config, Message, Role, Utf8Bytes};
+pub use duplex_proto::{
+    CloseCode, CloseFrame, Config, Message, MessageRef, Outbox, Role, Utf8Bytes,
+};
 pub use error::{Error, Result};
 pub use handler::{Handler, Session};
 pub use queue::{QueueLimits, QueueStats, SlowConsumerPolicy};
