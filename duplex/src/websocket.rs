@@ -332,7 +332,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// ```no_run
     /// # async fn run(mut ws: duplex::ServerSocket) -> duplex::Result<()> {
     /// while let Some(message) = ws.recv().await {
-    ///     ws.feed(message?)?; // echo the first message of a batch
+    ///     let message = message?;
+    ///     if message.is_data() {
+    ///         ws.feed(message)?; // echo the first message of a batch
+    ///     }
     ///     // ...and the rest of it, lent from the read buffer.
     ///     ws.lend_buffered(|message, outbox| {
     ///         let _ = outbox.send(message);
