@@ -43,6 +43,15 @@ pub struct Outbox<'a> {
     pub(crate) closed: bool,
 }
 
+impl std::fmt::Debug for Outbox<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox")
+            .field("role", &self.role)
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A payload to queue: shared with the application (a large one is then
 /// queued by reference, not copied), or lent (copied into the output).
 pub(crate) enum Payload<'p> {
