@@ -325,7 +325,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// compressed messages), which the next `recv` or `try_recv_buffered`
     /// returns, so mixing the calls sees every message once, in order.
     /// Queued replies go out at the next [`WebSocket::flush`] or `send`.
-    /// A protocol error (invalid UTF-8) fails the connection as in `recv`.
+    /// Invalid UTF-8 is returned as by `try_recv_buffered`: the 1007
+    /// close frame is queued, the next `flush` sends it, and the next
+    /// `recv` ends the connection.
     ///
     /// The fastest way to handle a burst of small messages:
     ///
@@ -337,10 +339,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ///         ws.feed(message)?; // echo the first message of a batch
     ///     }
     ///     // ...and the rest of it, lent from the read buffer.
-    ///     ws.lend_buffered(|message, outbox| {
+    ///     let lent = ws.lend_buffered(|message, outbox| {
     ///         let _ = outbox.send(message);
-    ///     })?;
+    ///     });
     ///     ws.flush().await?;
+    ///     lent?; // invalid UTF-8: the flush has sent the 1007 close
     /// }
     /// # Ok(()) }
     /// ```
