@@ -357,10 +357,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         }
         provide_write_buffer(inner);
         let lent = inner.conn.lend_buffered(f).map_err(Error::Protocol);
-        if let Some(unused) = inner.conn.output().take_idle_buffer() {
-            // Nothing was queued: an idle connection keeps no buffer.
-            buffer_pool::give(unused);
-        }
+        // If nothing was queued, an idle connection keeps no buffer.
+        return_idle_write_buffer(&mut inner.conn);
         lent
     }
 
@@ -475,6 +473,14 @@ fn provide_write_buffer<S>(inner: &mut Inner<S>) {
     }
 }
 
+/// Gives the engine's write buffer back to the pool once nothing is
+/// waiting to be written.
+fn return_idle_write_buffer(conn: &mut Connection) {
+    if let Some(buf) = conn.output().take_idle_buffer() {
+        buffer_pool::give(buf);
+    }
+}
+
 /// Writes queued output for the writer. The socket gets the shared write
 /// waker, which wakes both halves.
 fn poll_flush<S: AsyncWrite + Unpin>(
@@ -509,9 +515,7 @@ fn flush_inner<S: AsyncWrite + Unpin>(
     }
     ready!(Pin::new(&mut *stream).poll_flush(cx))?;
     conn.shrink_buffers();
-    if let Some(buf) = conn.output().take_idle_buffer() {
-        buffer_pool::give(buf);
-    }
+    return_idle_write_buffer(conn);
     Poll::Ready(Ok(()))
 }
 
