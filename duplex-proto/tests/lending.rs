@@ -1,6 +1,9 @@
 //! `Connection::lend_buffered`: whole single-frame messages lent from the
 //! read buffer, everything else left to `next_message`, in order.
 
+mod common;
+
+use common::masked;
 use duplex_proto::{
     CloseCode, CloseFrame, Config, Connection, Message, MessageRef, ProtocolError, Role,
 };
@@ -121,13 +124,8 @@ fn a_frame_still_arriving_is_not_lent() {
 #[test]
 fn invalid_utf8_fails_with_1007() {
     let mut conn = server();
-    // "κ" followed by a byte that can never appear in UTF-8, masked.
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let payload = [0xce, 0xba, 0xff];
-    let mut frame = vec![0x81, 0x83];
-    frame.extend_from_slice(&mask);
-    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    conn.receive(&frame);
+    // "κ" followed by a byte that can never appear in UTF-8.
+    conn.receive(&masked(0x81, &[0xce, 0xba, 0xff]));
     let err = conn.lend_buffered(|_, _| panic!("invalid")).unwrap_err();
     assert_eq!(err, ProtocolError::InvalidUtf8);
     let out = conn.take_output();
