@@ -1,0 +1,289 @@
+//! The codec: the RFC 7692 §7.2.3 examples, invalid data, size limits and
+//! the lazily created zlib states.
+
+use super::*;
+
+// ---- RFC 7692 §7.2.3 examples -----------------------------------------
+
+#[test]
+fn rfc_hello_compresses_to_the_example() {
+    for level in 1..=9 {
+        let (mut server, _) = pair(params(false, false, 15, 15), level);
+        assert_eq!(compress(&mut server, b"Hello"), HELLO, "level {level}");
+    }
+}
+
+#[test]
+fn rfc_hello_decompresses_whole_and_fragmented() {
+    let mut rx = receiver(false);
+    assert_eq!(decompress(&mut rx, &[&HELLO]).unwrap(), b"Hello");
+    // §7.2.3.1: the same message split over two frames.
+    assert_eq!(
+        decompress(&mut rx, &[&HELLO[..3], &HELLO[3..]]).unwrap(),
+        b"Hello"
+    );
+    // Split at every point, including empty frames.
+    for cut in 0..=HELLO.len() {
+        let mut rx = receiver(true);
+        let frames: [&[u8]; 3] = [&HELLO[..cut], &[], &HELLO[cut..]];
+        assert_eq!(decompress(&mut rx, &frames).unwrap(), b"Hello", "cut {cut}");
+    }
+}
+
+#[test]
+fn rfc_sharing_the_window() {
+    // §7.2.3.2: with context takeover the second "Hello" is a match.
+    let second = [0xf2, 0x00, 0x11, 0x00, 0x00];
+    for level in 1..=9 {
+        let (mut server, mut client) = pair(params(false, false, 15, 15), level);
+        assert_eq!(compress(&mut server, b"Hello"), HELLO);
+        let shared = compress(&mut server, b"Hello");
+        if level >= 2 {
+            assert_eq!(shared, second, "level {level}");
+        } else {
+            // zlib-rs's level 1 writes the same match in its own way.
+            assert!(shared.len() <= second.len(), "level 1: {shared:02x?}");
+        }
+        assert_eq!(decompress(&mut client, &[&HELLO]).unwrap(), b"Hello");
+        assert_eq!(decompress(&mut client, &[&shared]).unwrap(), b"Hello");
+    }
+    let mut rx = receiver(false);
+    assert_eq!(decompress(&mut rx, &[&HELLO]).unwrap(), b"Hello");
+    assert_eq!(decompress(&mut rx, &[&second]).unwrap(), b"Hello");
+
+    // Without context takeover both messages are the same.
+    let (mut server, mut client) = pair(params(true, false, 15, 15), 6);
+    assert_eq!(compress(&mut server, b"Hello"), HELLO);
+    assert_eq!(compress(&mut server, b"Hello"), HELLO);
+    assert_eq!(decompress(&mut client, &[&HELLO]).unwrap(), b"Hello");
+    assert_eq!(decompress(&mut client, &[&HELLO]).unwrap(), b"Hello");
+    // ...and a receiver that resets cannot decode the shared form.
+    let mut rx = receiver(true);
+    decompress(&mut rx, &[&HELLO]).unwrap();
+    assert!(matches!(
+        decompress(&mut rx, &[&second]),
+        Err(DeflateError::Corrupt(_))
+    ));
+}
+
+#[test]
+fn rfc_no_compression_block() {
+    // §7.2.3.3: a stored block, then the start of the flush block.
+    let stored = [
+        0x00, 0x05, 0x00, 0xfa, 0xff, b'H', b'e', b'l', b'l', b'o', 0x00,
+    ];
+    let mut rx = receiver(false);
+    assert_eq!(decompress(&mut rx, &[&stored]).unwrap(), b"Hello");
+    assert_eq!(
+        decompress(&mut rx, &[&[0xf2, 0x00, 0x11, 0x00, 0x00]]).unwrap(),
+        b"Hello"
+    );
+}
+
+#[test]
+fn rfc_bfinal_block() {
+    // §7.2.3.4: a final block, then the header byte of an empty block.
+    let bfinal = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00];
+    let mut rx = receiver(false);
+    assert_eq!(decompress(&mut rx, &[&bfinal]).unwrap(), b"Hello");
+    // The stream goes on, and with context takeover still sees "Hello".
+    assert_eq!(
+        decompress(&mut rx, &[&[0xf2, 0x00, 0x11, 0x00, 0x00]]).unwrap(),
+        b"Hello"
+    );
+    assert_eq!(
+        decompress(&mut rx, &[&bfinal[..3], &bfinal[3..]]).unwrap(),
+        b"Hello"
+    );
+    assert_eq!(decompress(&mut rx, &[&HELLO]).unwrap(), b"Hello");
+
+    // A message that ends right after the final block (no trailing 00).
+    let mut rx = receiver(false);
+    assert_eq!(decompress(&mut rx, &[&bfinal[..7]]).unwrap(), b"Hello");
+    assert_eq!(
+        decompress(&mut rx, &[&[0xf2, 0x00, 0x11, 0x00, 0x00]]).unwrap(),
+        b"Hello"
+    );
+    assert_eq!(decompress(&mut rx, &[&HELLO]).unwrap(), b"Hello");
+}
+
+#[test]
+fn rfc_two_blocks_in_one_message() {
+    // §7.2.3.5: "He" flushed, then "llo".
+    let two = [
+        0xf2, 0x48, 0x05, 0x00, 0x00, 0x00, 0xff, 0xff, 0xca, 0xc9, 0xc9, 0x07, 0x00,
+    ];
+    let mut rx = receiver(false);
+    assert_eq!(decompress(&mut rx, &[&two]).unwrap(), b"Hello");
+    assert_eq!(
+        decompress(&mut rx, &[&two[..5], &two[5..9], &two[9..]]).unwrap(),
+        b"Hello"
+    );
+}
+
+#[test]
+fn rfc_empty_message_and_fragment() {
+    // §7.2.3.6: an empty message is the single byte 00, with and
+    // without context takeover, at the start and after other messages.
+    for reset in [false, true] {
+        let (mut server, mut client) = pair(params(reset, false, 15, 15), 6);
+        assert_eq!(compress(&mut server, b""), [0x00]);
+        assert_eq!(compress(&mut server, b""), [0x00]);
+        let hello = compress(&mut server, b"Hello");
+        assert_eq!(compress(&mut server, b""), [0x00]);
+        assert_eq!(decompress(&mut client, &[&[0x00]]).unwrap(), b"");
+        assert_eq!(decompress(&mut client, &[&[0x00]]).unwrap(), b"");
+        assert_eq!(decompress(&mut client, &[&hello]).unwrap(), b"Hello");
+        assert_eq!(decompress(&mut client, &[&[0x00]]).unwrap(), b"");
+        // An empty final fragment after a non-empty one.
+        let hello = compress(&mut server, b"Hello");
+        assert_eq!(decompress(&mut client, &[&hello, &[]]).unwrap(), b"Hello");
+    }
+}
+
+#[test]
+fn corrupt_data_is_an_error() {
+    for bad in [
+        &[0xff, 0xff, 0xff][..],
+        &[0x07],
+        &[0x00, 0x05, 0x00, 0x00, 0x00],
+    ] {
+        let mut rx = receiver(false);
+        assert!(
+            matches!(decompress(&mut rx, &[bad]), Err(DeflateError::Corrupt(_))),
+            "{bad:02x?}"
+        );
+        // The codec stays usable for a fresh stream.
+        assert_eq!(decompress(&mut rx, &[&HELLO]).unwrap(), b"Hello");
+    }
+    // Data after a final block that does not form blocks itself.
+    let mut rx = receiver(false);
+    let junk = [0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0xff, 0xff];
+    assert!(decompress(&mut rx, &[&junk]).is_err());
+    assert_eq!(
+        DeflateError::Corrupt("x".into()).to_string(),
+        "invalid compressed data: x"
+    );
+    assert_eq!(
+        DeflateError::TooBig.to_string(),
+        "decompressed message exceeds the size limit"
+    );
+}
+
+#[test]
+fn stored_fallback_decodes() {
+    let payload: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    for data in [&payload[..], b"", b"x"] {
+        let mut out = BytesMut::new();
+        write_stored(data, &mut out);
+        let mut rx = receiver(false);
+        assert_eq!(decompress(&mut rx, &[&out]).unwrap(), data);
+    }
+}
+
+// ---- limits -----------------------------------------------------------
+
+#[test]
+fn deflate_bomb_stops_at_the_limit() {
+    let zeros = vec![0u8; 64 << 20];
+    let (mut server, _) = pair(params(false, false, 15, 15), 9);
+    let bomb = compress(&mut server, &zeros);
+    assert!(bomb.len() < 128 << 10, "bomb is {} bytes", bomb.len());
+
+    let limit = 1 << 20;
+    let mut client = receiver(false);
+    let mut out = BytesMut::new();
+    // Fed in 1 KiB frames, the limit trips long before the end.
+    let frames: Vec<&[u8]> = bomb.chunks(1024).collect();
+    let mut failed_at = None;
+    for (i, frame) in frames.iter().enumerate() {
+        match client.decompress(frame, i + 1 == frames.len(), &mut out, limit) {
+            Ok(()) => assert!(out.len() <= limit),
+            Err(e) => {
+                assert_eq!(e, DeflateError::TooBig);
+                failed_at = Some(i);
+                break;
+            }
+        }
+    }
+    let failed_at = failed_at.expect("the bomb must be refused");
+    assert!(
+        failed_at < frames.len() / 16,
+        "failed at frame {failed_at} of {}",
+        frames.len()
+    );
+    assert!(out.len() <= limit + 1);
+    assert!(
+        out.capacity() <= 2 * limit + 2 * DECOMPRESS_CHUNK,
+        "capacity {}",
+        out.capacity()
+    );
+
+    // In one piece: the same, and the output never passes limit + 1.
+    let mut client = receiver(false);
+    let mut out = BytesMut::new();
+    assert_eq!(
+        client.decompress(&bomb, true, &mut out, limit),
+        Err(DeflateError::TooBig)
+    );
+    assert!(out.len() <= limit + 1);
+    assert!(out.capacity() <= 2 * limit + 2 * DECOMPRESS_CHUNK);
+}
+
+#[test]
+fn limit_is_inclusive_and_counts_existing_output() {
+    let data = vec![b'a'; 1000];
+    let (mut server, _) = pair(params(true, true, 15, 15), 6);
+    let wire = compress(&mut server, &data);
+    let mut rx = receiver(true);
+    let mut out = BytesMut::new();
+    rx.decompress(&wire, true, &mut out, 1000).unwrap();
+    assert_eq!(out.len(), 1000);
+
+    let mut out = BytesMut::new();
+    assert_eq!(
+        rx.decompress(&wire, true, &mut out, 999),
+        Err(DeflateError::TooBig)
+    );
+
+    // Output of earlier frames counts.
+    let mut out = BytesMut::from(&[1u8; 10][..]);
+    assert_eq!(
+        rx.decompress(&wire, true, &mut out, 1009),
+        Err(DeflateError::TooBig)
+    );
+    let mut out = BytesMut::from(&[1u8; 10][..]);
+    rx.decompress(&wire, true, &mut out, 1010).unwrap();
+    assert_eq!(&out[10..], &data[..]);
+    // An empty message fits a zero limit.
+    let mut out = BytesMut::new();
+    rx.decompress(&[0x00], true, &mut out, 0).unwrap();
+    assert!(out.is_empty());
+}
+
+#[test]
+fn should_compress_uses_min_size() {
+    let config = DeflateConfig::default();
+    let codec = PerMessageDeflate::new(DeflateRole::Server, DeflateParams::default(), &config);
+    assert!(!codec.should_compress(config.min_size - 1));
+    assert!(codec.should_compress(config.min_size));
+    let config = DeflateConfig {
+        min_size: 0,
+        ..config
+    };
+    let codec = PerMessageDeflate::new(DeflateRole::Server, DeflateParams::default(), &config);
+    assert!(codec.should_compress(0));
+}
+
+#[test]
+fn codecs_are_created_lazily_and_reused() {
+    let (mut server, mut client) = pair(params(true, true, 12, 10), 6);
+    assert!(server.compressor.is_none() && server.decompressor.is_none());
+    let wire = compress(&mut server, b"some text, some text");
+    assert!(server.compressor.is_some() && server.decompressor.is_none());
+    assert_eq!(
+        decompress(&mut client, &[&wire]).unwrap(),
+        b"some text, some text"
+    );
+    assert!(client.compressor.is_none() && client.decompressor.is_some());
+}
