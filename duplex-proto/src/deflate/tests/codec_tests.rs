@@ -2,6 +2,7 @@
 //! the lazily created zlib states.
 
 use super::*;
+use crate::deflate::codec::{write_stored, DECOMPRESS_CHUNK};
 
 // ---- RFC 7692 §7.2.3 examples -----------------------------------------
 

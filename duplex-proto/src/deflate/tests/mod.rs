@@ -1,6 +1,8 @@
 //! Unit tests of `permessage-deflate`, by topic, with the helpers they
 //! share.
 
+use bytes::BytesMut;
+
 use super::*;
 
 mod codec_tests;

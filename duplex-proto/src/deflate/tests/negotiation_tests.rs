@@ -2,7 +2,7 @@
 //! its check of the answer, and negotiated pairs talking to each other.
 
 use super::*;
-use crate::extensions::parse_extensions;
+use crate::extensions::{parse_extensions, ExtensionOffer};
 
 fn offers(header: &str) -> Vec<ExtensionOffer> {
     parse_extensions([header]).unwrap()

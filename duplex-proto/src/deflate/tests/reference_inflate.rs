@@ -1,7 +1,8 @@
 //! A minimal independent inflater for checking our output: decodes a raw
 //! deflate stream and reports the longest back-reference distance.
 
-use super::*;
+use super::HELLO;
+use crate::deflate::codec::TAIL;
 
 struct Bits<'a> {
     data: &'a [u8],

@@ -3,6 +3,7 @@
 
 use super::reference_inflate;
 use super::*;
+use crate::deflate::codec::TAIL;
 
 // ---- round trips ------------------------------------------------------
 

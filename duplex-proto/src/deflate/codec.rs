@@ -1,0 +1,335 @@
+//! The per-message codec (RFC 7692 §7.2): [`PerMessageDeflate`] compresses
+//! and decompresses message payloads.
+
+use std::fmt;
+
+use bytes::BytesMut;
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+
+use super::{DeflateConfig, DeflateParams, MAX_WINDOW_BITS, MIN_ZLIB_WINDOW_BITS};
+
+/// What a sync flush leaves at the end of a message, which the sender strips
+/// and the receiver puts back (RFC 7692 §7.2.1, §7.2.2).
+pub(super) const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
+/// The most output space handed to zlib at once when compressing: bounds the
+/// zero-filling of spare space for huge messages.
+const COMPRESS_CHUNK: usize = 128 * 1024;
+/// The most output space handed to zlib at once when decompressing, so the
+/// size limit is checked at least this often.
+pub(super) const DECOMPRESS_CHUNK: usize = 32 * 1024;
+/// The least output space handed to zlib at once when decompressing. The
+/// first chunk is sized from the input and doubles while zlib fills it, so a
+/// small message does not zero-fill (or grow the buffer by) a whole
+/// [`DECOMPRESS_CHUNK`].
+const MIN_DECOMPRESS_CHUNK: usize = 256;
+
+/// Which side of the connection we are, so we know which window and
+/// takeover setting applies to our compressor and which to our
+/// decompressor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeflateRole {
+    /// We opened the connection: we compress with the `client_*` settings.
+    Client,
+    /// We accepted the connection: we compress with the `server_*` settings.
+    Server,
+}
+
+/// Why a compressed message could not be decompressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeflateError {
+    /// The message would decompress to more than the allowed size (close
+    /// with 1009).
+    TooBig,
+    /// The compressed data is not valid deflate (close with 1007 or 1002).
+    Corrupt(String),
+}
+
+impl fmt::Display for DeflateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeflateError::TooBig => f.write_str("decompressed message exceeds the size limit"),
+            DeflateError::Corrupt(reason) => write!(f, "invalid compressed data: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for DeflateError {}
+
+/// Per-connection compressor and decompressor, created once
+/// permessage-deflate is negotiated.
+///
+/// The zlib states are allocated on first use (an idle or receive-only
+/// connection does not pay for a compressor) and then reused, reset in
+/// place when no-context-takeover asks for it, so the steady state does not
+/// allocate beyond growing the caller's buffers.
+///
+/// After an error from [`decompress`](Self::decompress) the connection is
+/// expected to fail; the decompressor is reset so no state leaks into
+/// another message, but with context takeover the peer's later messages
+/// would no longer decode.
+#[derive(Debug)]
+pub struct PerMessageDeflate {
+    level: Compression,
+    min_size: usize,
+    /// Our compressor's window (9..=15).
+    compress_window_bits: u8,
+    /// Our no-context-takeover: reset the compressor after each message.
+    compress_reset: bool,
+    /// The peer's no-context-takeover: reset the decompressor after each
+    /// message.
+    decompress_reset: bool,
+    pub(super) compressor: Option<Compress>,
+    pub(super) decompressor: Option<Decompress>,
+    /// Bytes decompressed so far for the current message (its tail in the
+    /// caller's buffer is our window when a final block forces a restart).
+    message_len: usize,
+    /// The deflate stream just ended with a BFINAL block and nothing has
+    /// been fed since.
+    after_final_block: bool,
+}
+
+impl PerMessageDeflate {
+    /// A codec for `role` with the negotiated `params`; `config` supplies
+    /// the compression level and minimum size.
+    pub fn new(role: DeflateRole, params: DeflateParams, config: &DeflateConfig) -> Self {
+        let (our_bits, our_reset, peer_reset) = match role {
+            DeflateRole::Server => (
+                params.server_max_window_bits,
+                params.server_no_context_takeover,
+                params.client_no_context_takeover,
+            ),
+            DeflateRole::Client => (
+                params.client_max_window_bits,
+                params.client_no_context_takeover,
+                params.server_no_context_takeover,
+            ),
+        };
+        PerMessageDeflate {
+            level: Compression::new(config.compression_level.min(9)),
+            min_size: config.min_size,
+            // An agreed 8 is compressed with 9; see the module docs.
+            compress_window_bits: our_bits.clamp(MIN_ZLIB_WINDOW_BITS, MAX_WINDOW_BITS),
+            compress_reset: our_reset,
+            decompress_reset: peer_reset,
+            compressor: None,
+            decompressor: None,
+            message_len: 0,
+            after_final_block: false,
+        }
+    }
+
+    /// Whether a message of this length should be compressed (at least
+    /// [`DeflateConfig::min_size`] bytes). Smaller ones go out as they are,
+    /// with RSV1 clear.
+    pub fn should_compress(&self, len: usize) -> bool {
+        len >= self.min_size
+    }
+
+    /// Compresses one whole message payload, appending the compressed bytes
+    /// (without the trailing `00 00 ff ff`) to `out`.
+    ///
+    /// Applies our window and, with our no-context-takeover, starts afresh
+    /// for the next message. An empty payload becomes the single byte `00`
+    /// (RFC 7692 §7.2.3.6).
+    pub fn compress(&mut self, payload: &[u8], out: &mut BytesMut) {
+        let (level, window_bits) = (self.level, self.compress_window_bits);
+        let compressor = self
+            .compressor
+            .get_or_insert_with(|| Compress::new_with_window_bits(level, false, window_bits));
+        let start = out.len();
+        if !deflate_sync(compressor, payload, out) {
+            // zlib reports errors only for a broken stream state, never for
+            // data; should it happen anyway, start a fresh stream and send
+            // the payload in stored blocks, which any receiver decodes.
+            compressor.reset();
+            out.truncate(start);
+            write_stored(payload, out);
+        }
+        if out[start..].ends_with(&TAIL) {
+            out.truncate(out.len() - TAIL.len());
+        }
+        if out.len() == start {
+            // Nothing left (zlib emits nothing for an empty payload right
+            // after a flush): the header byte of an empty stored block,
+            // which the receiver's appended tail completes.
+            out.extend_from_slice(&[0x00]);
+        }
+        if self.compress_reset {
+            compressor.reset();
+        }
+    }
+
+    /// Decompresses one received frame's payload of a compressed message,
+    /// appending to `out`.
+    ///
+    /// `fin`: this is the last frame of the message; the `00 00 ff ff` tail
+    /// is then fed too and, with the peer's no-context-takeover, the
+    /// decompressor starts afresh for the next message.
+    ///
+    /// `limit`: the most bytes `out` may hold for this message, counting
+    /// what is already in it (so pass the same buffer for every frame of a
+    /// message). Output is produced in bounded chunks and checked as it
+    /// goes, so exceeding the limit returns [`DeflateError::TooBig`] without
+    /// inflating the rest, and `out` grows to at most `limit + 1` bytes.
+    /// Invalid data returns [`DeflateError::Corrupt`]. After an error `out`
+    /// holds partial output, to be discarded with the message.
+    ///
+    /// A message may contain blocks with BFINAL set (RFC 7692 §7.2.3.4);
+    /// decoding continues after them with the window primed from this
+    /// message's output. (Only up to this message's own output: a peer
+    /// that ends a deflate stream and then refers back into earlier
+    /// messages is not supported.)
+    pub fn decompress(
+        &mut self,
+        data: &[u8],
+        fin: bool,
+        out: &mut BytesMut,
+        limit: usize,
+    ) -> Result<(), DeflateError> {
+        let mut result = self.inflate(data, false, out, limit);
+        if fin && result.is_ok() {
+            result = self.inflate(&TAIL, true, out, limit);
+        }
+        if let Some(decompressor) = self.decompressor.as_mut() {
+            if fin && result.is_ok() && self.after_final_block && !self.decompress_reset {
+                // The stream ended with this message; keep its window for
+                // the next message (context takeover).
+                result = restart_stream(decompressor, out, self.message_len);
+            }
+            if result.is_err() || (fin && self.decompress_reset) {
+                decompressor.reset(false);
+            }
+        }
+        if result.is_err() || fin {
+            self.message_len = 0;
+            self.after_final_block = false;
+        }
+        result
+    }
+
+    /// Feeds `input` to the decompressor, appending output to `out` in
+    /// bounded chunks. `tail`: this is the appended `00 00 ff ff`.
+    fn inflate(
+        &mut self,
+        mut input: &[u8],
+        tail: bool,
+        out: &mut BytesMut,
+        limit: usize,
+    ) -> Result<(), DeflateError> {
+        if tail && self.after_final_block {
+            // The message ended exactly with a final block; the tail is not
+            // part of any stream.
+            return Ok(());
+        }
+        let decompressor = self
+            .decompressor
+            .get_or_insert_with(|| Decompress::new_with_window_bits(false, MAX_WINDOW_BITS));
+        let mut chunk_size = input
+            .len()
+            .saturating_mul(4)
+            .clamp(MIN_DECOMPRESS_CHUNK, DECOMPRESS_CHUNK);
+        loop {
+            if self.after_final_block && !input.is_empty() {
+                // More blocks follow a final block: a new stream that shares
+                // the window.
+                restart_stream(decompressor, out, self.message_len)?;
+                self.after_final_block = false;
+            }
+            let len = out.len();
+            if len > limit {
+                return Err(DeflateError::TooBig);
+            }
+            // One byte beyond the limit is enough to know it is exceeded.
+            let chunk = chunk_size.min((limit - len).saturating_add(1));
+            out.resize(len + chunk, 0);
+            let (before_in, before_out) = (decompressor.total_in(), decompressor.total_out());
+            let status = decompressor.decompress(input, &mut out[len..], FlushDecompress::None);
+            let consumed = (decompressor.total_in() - before_in) as usize;
+            let produced = (decompressor.total_out() - before_out) as usize;
+            out.truncate(len + produced);
+            input = &input[consumed..];
+            self.message_len += produced;
+            let status = status.map_err(|e| DeflateError::Corrupt(e.to_string()))?;
+            if out.len() > limit {
+                return Err(DeflateError::TooBig);
+            }
+            if status == Status::StreamEnd {
+                self.after_final_block = true;
+            }
+            if produced < chunk && input.is_empty() {
+                // All input consumed and zlib had room to spare: done.
+                return Ok(());
+            }
+            if produced == chunk {
+                chunk_size = (chunk_size * 2).min(DECOMPRESS_CHUNK);
+            }
+            if produced == 0 && consumed == 0 && status != Status::StreamEnd {
+                return Err(DeflateError::Corrupt(
+                    "decompression made no progress".into(),
+                ));
+            }
+        }
+    }
+}
+
+/// Compresses `input` with a sync flush, appending to `out`; false if zlib
+/// failed or stalled.
+fn deflate_sync(compressor: &mut Compress, mut input: &[u8], out: &mut BytesMut) -> bool {
+    loop {
+        let len = out.len();
+        // Enough for incompressible input plus block headers in one go,
+        // bounded for huge messages.
+        let chunk = (input.len() + input.len() / 1024 + 64).min(COMPRESS_CHUNK);
+        out.resize(len + chunk, 0);
+        let (before_in, before_out) = (compressor.total_in(), compressor.total_out());
+        let status = compressor.compress(input, &mut out[len..], FlushCompress::Sync);
+        let consumed = (compressor.total_in() - before_in) as usize;
+        let produced = (compressor.total_out() - before_out) as usize;
+        out.truncate(len + produced);
+        input = &input[consumed..];
+        if status.is_err() {
+            return false;
+        }
+        // With a sync flush, zlib is done once it leaves output space over.
+        if input.is_empty() && produced < chunk {
+            return true;
+        }
+        if consumed == 0 && produced == 0 {
+            return false;
+        }
+    }
+}
+
+/// Writes `payload` as stored (uncompressed) deflate blocks in the
+/// permessage-deflate form: the receiver's appended tail completes the
+/// final empty block.
+pub(super) fn write_stored(payload: &[u8], out: &mut BytesMut) {
+    for block in payload.chunks(usize::from(u16::MAX)) {
+        // BFINAL 0, BTYPE 00, padding; then LEN and its complement.
+        let len = block.len() as u16;
+        out.extend_from_slice(&[0x00]);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(block);
+    }
+    out.extend_from_slice(&[0x00]);
+}
+
+/// Starts a new raw deflate stream after a final block, primed with the
+/// last (up to 32 KiB) bytes this message produced so back-references keep
+/// working.
+fn restart_stream(
+    decompressor: &mut Decompress,
+    out: &BytesMut,
+    message_len: usize,
+) -> Result<(), DeflateError> {
+    decompressor.reset(false);
+    let window = message_len.min(out.len()).min(1 << MAX_WINDOW_BITS);
+    if window > 0 {
+        decompressor
+            .set_dictionary(&out[out.len() - window..])
+            .map_err(|e| DeflateError::Corrupt(e.to_string()))?;
+    }
+    Ok(())
+}
