@@ -162,11 +162,13 @@ fn print_message(out: &mut std::io::Stdout, message: &Message) {
 
 fn describe(url: &str, error: Error) -> String {
     match error {
-        Error::Handshake(e) if e.status() != 0 => format!(
-            "{url}: handshake rejected: HTTP {} ({})",
-            e.status(),
-            e.message()
-        ),
+        Error::Handshake(e) => match e.status() {
+            Some(status) => format!(
+                "{url}: handshake rejected: HTTP {status} ({})",
+                e.message()
+            ),
+            None => format!("{url}: handshake failed: {}", e.message()),
+        },
         Error::Io(e) => format!("{url}: {e}"),
         other => format!("{url}: {other}"),
     }

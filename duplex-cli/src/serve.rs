@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::Args;
-use duplex::rooms::Relay;
+use duplex::Relay;
 use duplex::{Config, HttpResponse, Server, ServerSocket};
 
 /// The chat page, embedded at build time.

@@ -6,8 +6,8 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use duplex_proto::mask::apply_mask;
-use duplex_proto::utf8::Utf8Validator;
+use duplex_proto::bench::apply_mask;
+use duplex_proto::bench::Utf8Validator;
 use duplex_proto::{Config, Connection, Message, Role};
 
 const SIZES: [usize; 4] = [20, 512, 16 * 1024, 1 << 20];
@@ -142,7 +142,8 @@ fn echo(c: &mut Criterion) {
 
 #[cfg(feature = "deflate")]
 fn deflate(c: &mut Criterion) {
-    use duplex_proto::deflate::{DeflateConfig, DeflateParams, DeflateRole, PerMessageDeflate};
+    use duplex_proto::deflate::{DeflateConfig, DeflateParams, PerMessageDeflate};
+    use duplex_proto::Role;
     let mut group = c.benchmark_group("deflate");
     let config = DeflateConfig::default();
     let params = DeflateParams::default();
@@ -154,7 +155,7 @@ fn deflate(c: &mut Criterion) {
             .take(size)
             .collect();
         group.throughput(Throughput::Bytes(size as u64));
-        let mut compressor = PerMessageDeflate::new(DeflateRole::Server, params, &config);
+        let mut compressor = PerMessageDeflate::new(Role::Server, params, &config);
         let mut out = bytes::BytesMut::new();
         group.bench_with_input(BenchmarkId::new("compress", size), &size, |b, _| {
             b.iter(|| {
@@ -164,7 +165,7 @@ fn deflate(c: &mut Criterion) {
             })
         });
         let mut sender = PerMessageDeflate::new(
-            DeflateRole::Server,
+            Role::Server,
             params,
             &DeflateConfig {
                 server_no_context_takeover: true,
@@ -174,7 +175,7 @@ fn deflate(c: &mut Criterion) {
         let mut compressed = bytes::BytesMut::new();
         sender.compress(&text, &mut compressed);
         let mut receiver = PerMessageDeflate::new(
-            DeflateRole::Client,
+            Role::Client,
             DeflateParams {
                 server_no_context_takeover: true,
                 ..params

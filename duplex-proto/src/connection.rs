@@ -17,32 +17,25 @@
 //! queued a close frame with the matching code; the caller flushes the
 //! output and closes the transport.
 
+use std::sync::Arc;
+
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::close::{CloseCode, CloseFrame};
-use std::sync::Arc;
-
 use crate::config::Config;
 use crate::error::{ProtocolError, SendError};
 use crate::frame::{FrameHeader, OpCode};
 use crate::mask::apply_mask;
 use crate::message::{Message, MessageRef, Utf8Bytes};
+use crate::lifecycle::{Eof, Lifecycle, State, TransportStep};
 use crate::outbox::{MaskPool, Outbox, Payload};
-use crate::output::OutputQueue;
+use crate::role::Role;
 use crate::utf8::Utf8Validator;
+use crate::write_queue::WriteQueue;
 
 /// Payloads up to this size are copied out of the read buffer rather than
 /// shared with it.
 const COPY_PAYLOAD_MAX: usize = 256;
-
-/// Which end of the connection this is; it decides the masking rules.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Accepted the connection: expects masked frames, sends unmasked ones.
-    Server,
-    /// Opened the connection: sends masked frames, expects unmasked ones.
-    Client,
-}
 
 /// The header of the frame being received, while its payload arrives.
 #[derive(Debug)]
@@ -86,7 +79,7 @@ macro_rules! outbox {
             deflate: &mut $conn.deflate,
             role: $conn.role,
             frame_size: $conn.config.max_send_frame_size,
-            closed: $conn.close_sent || $conn.failed,
+            closed: !$conn.life.can_send(),
         }
     };
 }
@@ -102,12 +95,12 @@ pub struct Connection {
     /// stay small.
     message: Option<Box<IncomingMessage>>,
     utf8: Utf8Validator,
-    output: OutputQueue,
-    close_sent: bool,
-    close_received: bool,
-    failed: bool,
-    /// The close frame the peer sent, if any (boxed: rare, and idle
-    /// connections should stay small).
+    output: WriteQueue,
+    life: Lifecycle,
+    /// The close code to report: 1006 until the peer's close arrives.
+    peer_code: CloseCode,
+    /// The close frame the peer sent, if it had a code (boxed: rare, and
+    /// idle connections should stay small).
     peer_close: Option<Box<CloseFrame>>,
     /// Random masking keys drawn ahead (clients only).
     mask_pool: Option<Box<MaskPool>>,
@@ -119,9 +112,7 @@ impl std::fmt::Debug for Connection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Connection")
             .field("role", &self.role)
-            .field("close_sent", &self.close_sent)
-            .field("close_received", &self.close_received)
-            .field("failed", &self.failed)
+            .field("state", &self.state())
             .finish_non_exhaustive()
     }
 }
@@ -143,10 +134,9 @@ impl Connection {
             frame: None,
             message: None,
             utf8: Utf8Validator::default(),
-            output: OutputQueue::default(),
-            close_sent: false,
-            close_received: false,
-            failed: false,
+            output: WriteQueue::default(),
+            life: Lifecycle::Open,
+            peer_code: CloseCode::Abnormal,
             peer_close: None,
             mask_pool: None,
             #[cfg(feature = "deflate")]
@@ -158,13 +148,9 @@ impl Connection {
     /// agreed on (and the compression settings of `config.deflate`).
     #[cfg(feature = "deflate")]
     pub fn enable_deflate(&mut self, params: crate::deflate::DeflateParams) {
-        use crate::deflate::{DeflateRole, PerMessageDeflate};
-        let role = match self.role {
-            Role::Server => DeflateRole::Server,
-            Role::Client => DeflateRole::Client,
-        };
+        use crate::deflate::PerMessageDeflate;
         let settings = self.config.deflate.clone().unwrap_or_default();
-        self.deflate = Some(Box::new(PerMessageDeflate::new(role, params, &settings)));
+        self.deflate = Some(Box::new(PerMessageDeflate::new(self.role, params, &settings)));
     }
 
     /// Whether `permessage-deflate` is on.
@@ -210,13 +196,29 @@ impl Connection {
 
     /// The bytes waiting to be written. Write them and call
     /// [`Buf::advance`] with how many were written.
-    pub fn output(&mut self) -> &mut OutputQueue {
+    pub fn output(&mut self) -> &mut WriteQueue {
         &mut self.output
     }
 
     /// The bytes waiting to be written, read-only (for `chunks_vectored`).
-    pub fn pending_output(&self) -> &OutputQueue {
+    pub fn pending_output(&self) -> &WriteQueue {
         &self.output
+    }
+
+    /// Lends the engine an empty buffer to encode frames into, if it has
+    /// none; gives `buf` back otherwise. An I/O layer that pools buffers
+    /// calls this before queueing messages.
+    pub fn provide_write_buffer(&mut self, buf: BytesMut) -> Option<BytesMut> {
+        if self.output.has_buffer() {
+            return Some(buf);
+        }
+        self.output.provide_buffer(buf)
+    }
+
+    /// Takes back the write buffer once everything was written, so that
+    /// an idle connection holds none (`None` while output is pending).
+    pub fn take_idle_write_buffer(&mut self) -> Option<BytesMut> {
+        self.output.take_idle_buffer()
     }
 
     /// Whether anything is waiting to be written.
@@ -237,33 +239,57 @@ impl Connection {
         out
     }
 
-    /// Whether we have sent a close frame.
-    pub fn close_sent(&self) -> bool {
-        self.close_sent
+    /// Where the connection is in its life (open, closing, closed, failed,
+    /// finished).
+    pub fn state(&self) -> State {
+        self.life.state()
     }
 
-    /// Whether the peer's close frame has arrived.
-    pub fn close_received(&self) -> bool {
-        self.close_received
+    /// Whether nothing more will be read: the close handshake is complete,
+    /// the connection failed, or the transport ended. What to do with the
+    /// transport then is [`Connection::transport_step`].
+    pub fn is_closed(&self) -> bool {
+        !self.life.can_receive()
+    }
+
+    /// The next thing to do with the transport: read (while open or
+    /// waiting for the peer's close), then shut down our side and drain
+    /// the peer's in the order RFC 6455 §7.1.1 gives each role, then drop
+    /// it. The I/O layer calls this before each read and does what it
+    /// says; the engine never touches the transport itself.
+    pub fn transport_step(&mut self) -> TransportStep {
+        self.life.transport_step(self.role)
+    }
+
+    /// The peer ended the stream (a read returned 0 bytes). Says whether
+    /// that was expected, or the peer went away without a close
+    /// handshake, in which case the connection is over with close code
+    /// 1006.
+    pub fn receive_eof(&mut self) -> Eof {
+        let eof = self.life.receive_eof();
+        if eof == Eof::Abnormal {
+            self.drop_input();
+        }
+        eof
+    }
+
+    /// Our sending side of the transport was shut down (after a
+    /// [`TransportStep::ShutDown`]).
+    pub fn transport_shut_down(&mut self) {
+        self.life.shut_down();
+    }
+
+    /// The I/O layer gave up on the transport (an I/O error, a timeout):
+    /// the connection is finished, nothing more is read or sent.
+    pub fn abort(&mut self) {
+        self.life.abort();
+        self.drop_input();
     }
 
     /// The peer's close frame, once received (`None` also when it had no
     /// status code).
     pub fn peer_close_frame(&self) -> Option<&CloseFrame> {
         self.peer_close.as_deref()
-    }
-
-    /// Whether the connection failed with a protocol error.
-    pub fn failed(&self) -> bool {
-        self.failed
-    }
-
-    /// Whether nothing more will be read: the close handshake is complete
-    /// or the connection failed. Once the output is flushed, the server
-    /// closes the transport (RFC 6455 §7.1.1); a client waits a moment for
-    /// the server to do so.
-    pub fn is_closed(&self) -> bool {
-        self.failed || (self.close_sent && self.close_received)
     }
 
     /// Gives back memory that a large message made the output buffer grow
@@ -282,7 +308,7 @@ impl Connection {
     /// frame are returned too; the engine has already queued their answers.
     pub fn next_message(&mut self) -> Result<Option<Message>, ProtocolError> {
         loop {
-            if self.failed || self.close_received {
+            if !self.life.can_receive() {
                 return Ok(None);
             }
             match self.step() {
@@ -330,11 +356,7 @@ impl Connection {
         mut f: impl FnMut(MessageRef<'_>, &mut Outbox<'_>),
     ) -> Result<usize, ProtocolError> {
         let mut lent = 0;
-        while !(self.failed
-            || self.close_received
-            || self.frame.is_some()
-            || self.message.is_some())
-        {
+        while self.life.can_receive() && self.frame.is_none() && self.message.is_none() {
             let Ok(Some((header, header_len))) = FrameHeader::parse(&self.input) else {
                 break;
             };
@@ -375,14 +397,19 @@ impl Connection {
     /// Fails the connection: queue a close frame with the error's code
     /// (unless one was sent already) and stop reading.
     fn fail(&mut self, error: &ProtocolError) {
-        self.failed = true;
-        self.frame = None;
-        self.message = None;
-        self.input.clear();
-        if !self.close_sent {
+        if self.life.can_send() {
             let frame = CloseFrame::new(error.close_code(), error.to_string());
             self.queue_close(Some(&frame));
         }
+        self.life.fail();
+        self.drop_input();
+    }
+
+    /// Forgets what was received and not parsed: nothing more is read.
+    fn drop_input(&mut self) {
+        self.frame = None;
+        self.message = None;
+        self.input.clear();
     }
 
     fn step(&mut self) -> Result<Step, ProtocolError> {
@@ -501,7 +528,7 @@ impl Connection {
     fn on_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<Step, ProtocolError> {
         match opcode {
             OpCode::Ping => {
-                if self.config.auto_pong && !self.close_sent {
+                if self.config.auto_pong && self.life.can_send() {
                     outbox!(self).queue_frame(OpCode::Pong, true, false, Payload::Lent(&payload));
                 }
                 Ok(Step::Message(Message::Ping(payload)))
@@ -509,15 +536,14 @@ impl Connection {
             OpCode::Pong => Ok(Step::Message(Message::Pong(payload))),
             _ => {
                 let frame = CloseFrame::parse(&payload)?;
-                self.close_received = true;
-                self.frame = None;
-                self.message = None;
-                self.input.clear();
-                if !self.close_sent {
+                if self.life.can_send() {
                     // Echo the status code (RFC 6455 §5.5.1).
                     let echo = frame.as_ref().map(|f| CloseFrame::new(f.code, ""));
                     self.queue_close(echo.as_ref());
                 }
+                self.life.close_received();
+                self.drop_input();
+                self.peer_code = frame.as_ref().map_or(CloseCode::NoStatus, |f| f.code);
                 self.peer_close = frame.clone().map(Box::new);
                 Ok(Step::Message(Message::Close(frame)))
             }
@@ -612,7 +638,7 @@ impl Connection {
         message: Message,
         frame_size: Option<usize>,
     ) -> Result<(), SendError> {
-        if self.close_sent || self.failed {
+        if !self.life.can_send() {
             return Err(SendError::Closed);
         }
         let (opcode, payload) = match message {
@@ -637,7 +663,7 @@ impl Connection {
     /// fit 125 bytes). Further sends fail with [`SendError::Closed`]; keep
     /// reading until the peer's close arrives.
     pub fn close(&mut self, frame: Option<CloseFrame>) -> Result<(), SendError> {
-        if self.close_sent || self.failed {
+        if !self.life.can_send() {
             return Err(SendError::Closed);
         }
         if let Some(frame) = &frame {
@@ -655,17 +681,13 @@ impl Connection {
             frame.encode(&mut payload);
         }
         outbox!(self).queue_frame(OpCode::Close, true, false, Payload::Lent(&payload));
-        self.close_sent = true;
+        self.life.close_sent();
     }
 
     /// The close code to report when the transport ended: the peer's code
     /// after a clean close, 1005 when its close had none, and 1006 when the
     /// connection dropped without a close frame.
     pub fn close_code(&self) -> CloseCode {
-        match (&self.peer_close, self.close_received) {
-            (Some(frame), _) => frame.code,
-            (None, true) => CloseCode::NoStatus,
-            (None, false) => CloseCode::Abnormal,
-        }
+        self.peer_code
     }
 }

@@ -9,6 +9,7 @@ use crate::close::CloseCode;
 /// The peer broke RFC 6455 (or a limit) after the handshake. The engine has
 /// already queued a close frame with [`ProtocolError::close_code`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ProtocolError {
     /// An opcode reserved by RFC 6455 (3-7, 0xB-0xF).
     ReservedOpCode(u8),
@@ -97,11 +98,24 @@ impl std::fmt::Display for ProtocolError {
 
 impl std::error::Error for ProtocolError {}
 
-/// The opening handshake failed. On the server side, [`HandshakeError::status`]
-/// is the HTTP status to answer with.
+/// The opening handshake failed.
+///
+/// On the server side it carries the HTTP status to answer with
+/// ([`HandshakeError::status`]); on the client side, either the status the
+/// server refused with, or no status when the server's answer was not a
+/// valid WebSocket response at all.
+///
+/// ```
+/// use duplex_proto::HandshakeError;
+/// let refused = HandshakeError::new(403, "origin not allowed");
+/// assert_eq!(refused.status(), Some(403));
+/// assert_eq!(refused.to_string(), "origin not allowed (HTTP 403)");
+/// let broken = HandshakeError::invalid_response("wrong Sec-WebSocket-Accept");
+/// assert_eq!(broken.status(), None);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandshakeError {
-    status: u16,
+    status: Option<u16>,
     message: String,
 }
 
@@ -109,15 +123,35 @@ impl HandshakeError {
     /// An error with an HTTP status and a short explanation.
     pub fn new(status: u16, message: impl Into<String>) -> Self {
         HandshakeError {
-            status,
+            status: Some(status),
+            message: message.into(),
+        }
+    }
+
+    /// A server response that is not a valid answer to the upgrade (client
+    /// side): malformed, a wrong accept key, a subprotocol or extension
+    /// that was not offered.
+    pub fn invalid_response(message: impl Into<String>) -> Self {
+        HandshakeError {
+            status: None,
+            message: format!("invalid handshake response: {}", message.into()),
+        }
+    }
+
+    /// A handshake that ended before it completed (the connection closed,
+    /// TLS where HTTP was expected), without any status.
+    pub fn aborted(message: impl Into<String>) -> Self {
+        HandshakeError {
+            status: None,
             message: message.into(),
         }
     }
 
     /// The HTTP status: 400 for a malformed request, 426 for a wrong
     /// version, 431 for oversized headers; on the client side, the status
-    /// the server answered with (or 0 when its response was malformed).
-    pub fn status(&self) -> u16 {
+    /// the server refused with. `None` when there is no status: the
+    /// server's answer was not a valid response.
+    pub fn status(&self) -> Option<u16> {
         self.status
     }
 
@@ -129,50 +163,18 @@ impl HandshakeError {
 
 impl std::fmt::Display for HandshakeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.status == 0 {
-            f.write_str(&self.message)
-        } else {
-            write!(f, "{} (HTTP {})", self.message, self.status)
+        match self.status {
+            None => f.write_str(&self.message),
+            Some(status) => write!(f, "{} (HTTP {status})", self.message),
         }
     }
 }
 
 impl std::error::Error for HandshakeError {}
 
-/// Any engine error.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Error {
-    /// Before the upgrade.
-    Handshake(HandshakeError),
-    /// After the upgrade.
-    Protocol(ProtocolError),
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Error::Handshake(e) => e.fmt(f),
-            Error::Protocol(e) => e.fmt(f),
-        }
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<HandshakeError> for Error {
-    fn from(e: HandshakeError) -> Self {
-        Error::Handshake(e)
-    }
-}
-
-impl From<ProtocolError> for Error {
-    fn from(e: ProtocolError) -> Self {
-        Error::Protocol(e)
-    }
-}
-
 /// A message could not be queued for sending.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SendError {
     /// The close handshake has started (or the connection failed): no more
     /// messages may be sent.

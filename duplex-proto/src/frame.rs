@@ -95,7 +95,7 @@ impl FrameHeader {
     /// header yet.
     ///
     /// ```
-    /// use duplex_proto::frame::{FrameHeader, OpCode};
+    /// use duplex_proto::bench::{FrameHeader, OpCode};
     /// // RFC 6455 §5.7: a single-frame unmasked text message "Hello".
     /// let (header, len) = FrameHeader::parse(&[0x81, 0x05, b'H']).unwrap().unwrap();
     /// assert_eq!((header.opcode, header.fin, header.payload_len, len), (OpCode::Text, true, 5, 2));

@@ -10,15 +10,17 @@
 //!
 //! | module | what |
 //! | --- | --- |
-//! | [`handshake`] | the opening handshake, both roles (HTTP/1.1 Upgrade) |
-//! | [`frame`] | the frame header codec (§5.2) |
-//! | [`mask`] | client-to-server masking (§5.3) |
-//! | [`utf8`] | incremental, fail-fast UTF-8 validation |
-//! | [`close`] | close codes and the close frame payload (§7.4) |
+//! | [`handshake`] | the opening handshake, both roles, with subprotocol and extension negotiation |
+//! | [`connection`] | the per-connection state machine ([`Connection`]) |
+//! | [`lifecycle`] | its [`State`] from open to closed, and who closes the transport first |
 //! | [`message`] | the [`Message`] type handed to and from the user |
-//! | [`connection`] | the per-connection state machine |
+//! | [`close`] | close codes and the close frame payload (§7.4) |
 //! | [`extensions`] | parsing `Sec-WebSocket-Extensions` |
 //! | `deflate` | `permessage-deflate` (feature `deflate`) |
+//!
+//! Internally, `frame` is the frame header codec (§5.2), `mask` client
+//! masking (§5.3), `utf8` incremental, fail-fast UTF-8 validation, and
+//! `write_queue` the bytes waiting to be written.
 //!
 //! ```
 //! use duplex_proto::{Connection, Config, Message, Role};
@@ -34,27 +36,49 @@
 //! conn.send(Message::text("Hi")).unwrap();
 //! assert_eq!(conn.take_output(), vec![0x81, 0x02, b'H', b'i']);
 //! ```
+//!
+//! ## Features
+//!
+//! | feature | default | what |
+//! | --- | --- | --- |
+//! | `deflate` | on | `permessage-deflate` (RFC 7692), with `flate2` on zlib-rs |
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod close;
 pub mod config;
 pub mod connection;
 #[cfg(feature = "deflate")]
+#[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
 pub mod deflate;
 pub mod error;
 pub mod extensions;
-pub mod frame;
+mod frame;
 pub mod handshake;
-pub mod mask;
+pub mod lifecycle;
+mod mask;
 pub mod message;
 pub mod outbox;
-pub mod output;
-pub mod utf8;
+mod role;
+mod utf8;
+mod write_queue;
 
 pub use close::{CloseCode, CloseFrame};
 pub use config::Config;
-pub use connection::{Connection, Role};
-pub use error::{Error, HandshakeError, ProtocolError, SendError};
+pub use connection::Connection;
+pub use error::{HandshakeError, ProtocolError, SendError};
+pub use lifecycle::{Eof, State, TransportStep};
 pub use message::{Message, MessageRef, Utf8Bytes};
 pub use outbox::Outbox;
+pub use role::Role;
+pub use write_queue::WriteQueue;
+
+/// Internals the benchmarks measure (the frame codec, masking, UTF-8
+/// validation). Not part of the API: hidden, and free to change.
+#[doc(hidden)]
+pub mod bench {
+    pub use crate::frame::{FrameHeader, OpCode};
+    pub use crate::mask::apply_mask;
+    pub use crate::utf8::Utf8Validator;
+}

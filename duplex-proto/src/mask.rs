@@ -8,7 +8,7 @@
 /// the payload (so a payload can be unmasked piece by piece as it arrives).
 ///
 /// ```
-/// use duplex_proto::mask::apply_mask;
+/// use duplex_proto::bench::apply_mask;
 /// // RFC 6455 §5.7: "Hello" masked with 37 fa 21 3d.
 /// let mut data = [0x7f, 0x9f, 0x4d, 0x51, 0x58];
 /// apply_mask(&mut data, [0x37, 0xfa, 0x21, 0x3d], 0);
@@ -41,15 +41,6 @@ fn rotate(key: [u8; 4], by: usize) -> [u8; 4] {
         key[(by + 2) % 4],
         key[(by + 3) % 4],
     ]
-}
-
-/// A fresh random masking key, as RFC 6455 §5.3 requires for every frame a
-/// client sends.
-pub fn random_key() -> [u8; 4] {
-    let mut key = [0u8; 4];
-    // The OS random source failing is not recoverable for a client.
-    getrandom::fill(&mut key).expect("the operating system's random source failed");
-    key
 }
 
 #[cfg(test)]

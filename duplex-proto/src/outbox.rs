@@ -11,12 +11,12 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use crate::connection::Role;
+use crate::role::Role;
 use crate::error::SendError;
 use crate::frame::{FrameHeader, OpCode};
 use crate::mask::apply_mask;
 use crate::message::MessageRef;
-use crate::output::OutputQueue;
+use crate::write_queue::WriteQueue;
 
 /// How many masking keys are drawn from the OS at once (one syscall per
 /// this many client frames instead of one per frame).
@@ -33,7 +33,7 @@ pub(crate) struct MaskPool {
 /// Handed out by [`Connection::lend_buffered`](crate::Connection::lend_buffered)
 /// next to each lent message; see there for an example.
 pub struct Outbox<'a> {
-    pub(crate) output: &'a mut OutputQueue,
+    pub(crate) output: &'a mut WriteQueue,
     pub(crate) mask_pool: &'a mut Option<Box<MaskPool>>,
     #[cfg(feature = "deflate")]
     pub(crate) deflate: &'a mut Option<Box<crate::deflate::PerMessageDeflate>>,

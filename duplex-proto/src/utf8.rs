@@ -10,7 +10,7 @@ use simdutf8::compat::from_utf8;
 /// Validates a byte stream piece by piece.
 ///
 /// ```
-/// use duplex_proto::utf8::Utf8Validator;
+/// use duplex_proto::bench::Utf8Validator;
 /// let mut v = Utf8Validator::default();
 /// let euro = "€".as_bytes(); // e2 82 ac
 /// assert!(v.feed(&euro[..1]).is_ok());

@@ -2,16 +2,19 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use bytes::BytesMut;
 use duplex_proto::handshake::client::{parse_response, ClientRequest};
 use duplex_proto::handshake::{HandshakeLimits, Headers};
-use duplex_proto::{Config, Connection, HandshakeError, Role};
+use duplex_proto::{Config, HandshakeError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::error::{Error, Result};
-use crate::stream::MaybeTlsStream;
-use crate::websocket::{KeepAlive, WebSocket};
+use crate::error::{Error, Failure, Result};
+use crate::keepalive::KeepAlive;
+use crate::transport::MaybeTlsStream;
+use crate::websocket::WebSocket;
 
 /// A client connection.
 pub type ClientSocket = WebSocket<MaybeTlsStream>;
@@ -50,21 +53,21 @@ pub struct Target {
 impl Target {
     /// Parses a `ws://` or `wss://` URL.
     pub fn parse(url: &str) -> Result<Target> {
-        let parsed = url::Url::parse(url).map_err(|e| Error::Url(format!("{url}: {e}")))?;
+        let parsed = url::Url::parse(url).map_err(|e| Error::Url(Failure::caused_by(url, e)))?;
         let tls = match parsed.scheme() {
             "ws" => false,
             "wss" => true,
             other => {
-                return Err(Error::Url(format!(
+                return Err(Error::Url(Failure::new(format!(
                     "{url}: scheme must be ws or wss, not {other}"
-                )))
+                ))))
             }
         };
         let host = match parsed.host() {
             Some(url::Host::Domain(d)) => d.to_string(),
             Some(url::Host::Ipv4(ip)) => ip.to_string(),
             Some(url::Host::Ipv6(ip)) => ip.to_string(),
-            None => return Err(Error::Url(format!("{url}: no host"))),
+            None => return Err(Error::Url(Failure::new(format!("{url}: no host")))),
         };
         let port = parsed
             .port_or_known_default()
@@ -198,8 +201,12 @@ impl ClientBuilder {
         let stream = tokio::time::timeout(self.connect_timeout, self.open(&target))
             .await
             .map_err(|_| Error::Timeout("connecting"))??;
+        #[cfg(unix)]
+        let low_water = crate::transport::low_water_for(&stream);
+        #[allow(unused_mut)]
         let mut ws = self.handshake(stream, &target).await?;
-        ws.wake_per_frame();
+        #[cfg(unix)]
+        ws.set_low_water(low_water);
         Ok(ws)
     }
 
@@ -213,15 +220,15 @@ impl ClientBuilder {
         {
             let config = crate::tls::client_config(&self.tls)?;
             let name = rustls::pki_types::ServerName::try_from(target.host.clone())
-                .map_err(|e| Error::Tls(format!("server name {}: {e}", target.host)))?;
+                .map_err(|e| Error::Tls(Failure::caused_by(format!("server name {}", target.host), e)))?;
             let tls = tokio_rustls::TlsConnector::from(config)
                 .connect(name, crate::ReadAhead::new(tcp))
                 .await
-                .map_err(|e| Error::Tls(e.to_string()))?;
+                .map_err(|e| Error::Tls(Failure::caused_by("handshake", e)))?;
             Ok(MaybeTlsStream::ClientTls(Box::new(tls)))
         }
         #[cfg(not(feature = "tls"))]
-        Err(Error::Url("wss:// needs the `tls` feature".into()))
+        Err(Error::Url(Failure::new("wss:// needs the `tls` feature")))
     }
 
     /// Performs the handshake over an already open stream.
@@ -240,17 +247,13 @@ impl ClientBuilder {
         mut stream: S,
         target: &Target,
     ) -> Result<WebSocket<S>> {
-        #[cfg(feature = "deflate")]
-        let offer = self.config.deflate.as_ref().map(|d| d.client_offer());
-        #[cfg(not(feature = "deflate"))]
-        let offer: Option<String> = None;
         let protocols: Vec<&str> = self.protocols.iter().map(String::as_str).collect();
         let request = ClientRequest::new(
             &target.host_header,
             &target.resource,
             &protocols,
-            offer.as_deref(),
             &self.headers,
+            &self.config,
         );
         stream.write_all(request.bytes()).await?;
         stream.flush().await?;
@@ -258,8 +261,7 @@ impl ClientBuilder {
         let (response, used) = loop {
             // A TLS record (alert or handshake) where HTTP was expected.
             if !target.tls && matches!(buf.first(), Some(0x15 | 0x16)) {
-                return Err(Error::Handshake(HandshakeError::new(
-                    0,
+                return Err(Error::Handshake(HandshakeError::aborted(
                     "the server answered with TLS: use a wss:// URL",
                 )));
             }
@@ -267,37 +269,14 @@ impl ClientBuilder {
                 break parsed;
             }
             if stream.read_buf(&mut buf).await? == 0 {
-                return Err(Error::Handshake(HandshakeError::new(
-                    0,
+                return Err(Error::Handshake(HandshakeError::aborted(
                     "connection closed during the handshake",
                 )));
             }
         };
-        let accepted = request.validate(&response)?;
-        #[allow(unused_mut)]
-        let mut conn = Connection::new(Role::Client, self.config.clone());
-        #[cfg(feature = "deflate")]
-        if let Some(deflate) = &self.config.deflate {
-            if !accepted.extensions.is_empty() {
-                let parsed = duplex_proto::extensions::parse_extensions(
-                    accepted.extensions.iter().map(String::as_str),
-                )
-                .map_err(|e| {
-                    HandshakeError::new(0, format!("invalid Sec-WebSocket-Extensions: {e}"))
-                })?;
-                match deflate.client_accept(&parsed) {
-                    Ok(Some(params)) => conn.enable_deflate(params),
-                    Ok(None) => {}
-                    Err(e) => {
-                        return Err(
-                            HandshakeError::new(0, format!("extension negotiation: {e}")).into(),
-                        )
-                    }
-                }
-            }
-        }
-        let mut ws = WebSocket::from_parts(stream, conn, &buf[used..]);
-        ws.set_protocol(accepted.protocol);
+        let established = request.accept(&response, Arc::new(self.config.clone()))?;
+        let mut ws = WebSocket::from_parts(stream, established.connection, &buf[used..]);
+        ws.set_protocol(established.protocol);
         ws.set_keepalive(self.keepalive);
         Ok(ws)
     }

@@ -3,7 +3,19 @@
 use duplex_proto::{HandshakeError, ProtocolError, SendError};
 
 /// Anything that can go wrong on a WebSocket connection.
+///
+/// ```no_run
+/// # async fn example() {
+/// match duplex::connect("ws://127.0.0.1:8080/echo").await {
+///     Ok(_ws) => println!("connected"),
+///     Err(duplex::Error::Handshake(e)) if e.status() == Some(401) => println!("log in first"),
+///     Err(duplex::Error::Io(e)) => println!("cannot reach the server: {e}"),
+///     Err(other) => println!("failed: {other}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error {
     /// The socket failed (refused, reset, ...).
     Io(std::io::Error),
@@ -20,9 +32,9 @@ pub enum Error {
     /// An operation took longer than its limit.
     Timeout(&'static str),
     /// A URL that cannot be connected to.
-    Url(String),
+    Url(Failure),
     /// TLS setup or handshake failed.
-    Tls(String),
+    Tls(Failure),
     /// The outbound queue of a connection was full (slow consumer).
     QueueFull,
 }
@@ -49,8 +61,60 @@ impl std::error::Error for Error {
             Error::Io(e) => Some(e),
             Error::Handshake(e) => Some(e),
             Error::Protocol(e) => Some(e),
+            Error::Url(failure) | Error::Tls(failure) => failure.source(),
             _ => None,
         }
+    }
+}
+
+/// What failed, in words, and the error that caused it when there is one
+/// ([`std::error::Error::source`]).
+#[derive(Debug)]
+pub struct Failure {
+    what: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl Failure {
+    /// A failure with no underlying error.
+    pub(crate) fn new(what: impl Into<String>) -> Failure {
+        Failure {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// A failure caused by `source`.
+    pub(crate) fn caused_by(
+        what: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Failure {
+        Failure {
+            what: what.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// What failed, without the cause.
+    pub fn what(&self) -> &str {
+        &self.what
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.source {
+            Some(source) => write!(f, "{}: {source}", self.what),
+            None => f.write_str(&self.what),
+        }
+    }
+}
+
+impl std::error::Error for Failure {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 

@@ -3,16 +3,6 @@
 //! WebSocket server and client on tokio, built on the sans-IO engine of
 //! [`duplex_proto`]: RFC 6455, `permessage-deflate` (RFC 7692) and TLS.
 //!
-//! - **Client**: [`connect`] or [`ClientBuilder`] (headers, subprotocols,
-//!   timeouts, `wss://` with custom roots).
-//! - **Stream API**: [`WebSocket`] with `recv` / `send` / `close`, `split`
-//!   into halves for different tasks, and `futures` `Stream` / `Sink`.
-//! - **Server**: [`Server`] with a path router, an upgrade hook, plain HTTP
-//!   routes, TLS, limits and graceful shutdown.
-//! - **Event API**: a [`Handler`] with `on_open`, `on_message`, `on_close`
-//!   and `on_error`, and a cloneable [`Session`] to send from anywhere, as
-//!   in Java-WebSocket, `javax.websocket` and Node `ws`.
-//!
 //! ```no_run
 //! use duplex::{Message, Server};
 //!
@@ -31,39 +21,116 @@
 //!     server.serve().await
 //! }
 //! ```
+//!
+//! ## How it fits together
+//!
+//! ```text
+//!  bytes in ──► duplex_proto::Connection ──► messages out      (the engine: sans IO,
+//!  bytes out ◄──        (state machine)   ◄── messages in       no sockets, no clocks)
+//!                          ▲
+//!  WebSocket<S> ───────────┘  any AsyncRead + AsyncWrite: TCP, TLS, an in-memory pipe,
+//!     │                       an HTTP framework's upgraded connection; it feeds the
+//!     │                       engine, writes what it queues, and executes its close steps
+//!     ├── stream API:  recv / send / split / Stream + Sink          (you own the loop)
+//!     └── Hub ──► Handler + Session + Rooms                         (callbacks, rooms)
+//!          ▲
+//!  Server (path router, upgrade hook, TLS, limits, graceful shutdown) or your own acceptor
+//! ```
+//!
+//! The protocol, negotiation included, lives in the engine; this crate
+//! executes what the engine decides. A [`Hub`] holds what connections
+//! share (settings, rooms, queue limits, keepalive, shutdown), so a
+//! [`Handler`] works the same whoever accepted the socket.
+//!
+//! ## Which API to use
+//!
+//! - **The stream API** ([`WebSocket`]: [`recv`](WebSocket::recv),
+//!   [`send`](WebSocket::send), [`split`](WebSocket::split), `futures`
+//!   `Stream`/`Sink`): you own the connection's loop. Right for clients,
+//!   proxies, echo-like services and anything that sends in step with what
+//!   it receives, and for the last bit of speed
+//!   ([`lend_buffered`](WebSocket::lend_buffered)).
+//! - **The Handler API** ([`Handler`] with `on_open`, `on_message`,
+//!   `on_close`, `on_error`, and a cloneable [`Session`]), as in
+//!   Java-WebSocket, `javax.websocket` and Node `ws`: the loop is ours.
+//!   Right for chats, games and notifications, where messages come from
+//!   elsewhere (other members, timers, a backend): [`Session::send`]
+//!   never waits, goes through a bounded queue with a slow-consumer policy
+//!   ([`QueueLimits`]), and [`Rooms`] relay to many.
+//!
+//! Both run on duplex's [`Server`] (`route` and `handler`), and the
+//! Handler API also on any acceptor through [`Hub::run_handler`].
+//!
+//! ## Cancellation safety
+//!
+//! Every call keeps the connection consistent at each `.await`:
+//!
+//! - [`WebSocket::recv`] (and [`WsReader::recv`], and `Stream::poll_next`)
+//!   is **cancellation-safe**: use it in `tokio::select!`; a message is
+//!   never lost or half-read when the other branch wins (bytes already
+//!   read stay in the engine's buffer).
+//! - [`WebSocket::send`] and [`WebSocket::flush`] are cancellation-safe in
+//!   the sense that a message, once queued, stays queued: if the future is
+//!   dropped mid-write, the rest goes out with the next `send`/`flush`.
+//! - [`WebSocket::close`] may be dropped too: the close frame is queued
+//!   once, and the next `recv` carries on the close handshake.
+//!
+//! ## Features
+//!
+//! | feature | default | what |
+//! | --- | --- | --- |
+//! | `deflate` | on | `permessage-deflate` (RFC 7692), negotiated the way browsers offer it |
+//! | `tls` | on | `wss://` for server and client with rustls ([`tls`], [`ReadAhead`]) |
+//! | `redis` | off | reserved for the Redis backplane of rooms across processes |
+//!
+//! The `duplex` command (crate `duplex-cli`) turns on what it uses.
 #![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod buffer_pool;
 mod client;
+mod drive;
 mod error;
 mod handler;
-#[cfg(unix)]
-mod low_water;
+mod hub;
+mod io;
+mod keepalive;
 mod queue;
-#[cfg(feature = "tls")]
-mod read_ahead;
+mod read_buffer;
 pub mod reconnect;
+mod relay;
 mod request;
-pub mod rooms;
+mod rooms;
 pub mod router;
 mod server;
-mod stream;
+mod session;
+mod signals;
+mod split;
 #[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
+mod transport;
 mod websocket;
 
 pub use client::{connect, ClientBuilder, ClientSocket, Target};
 pub use duplex_proto as proto;
 pub use duplex_proto::handshake::Headers;
 pub use duplex_proto::{
-    CloseCode, CloseFrame, Config, Message, MessageRef, Outbox, Role, Utf8Bytes,
+    CloseCode, CloseFrame, Config, Message, MessageRef, Outbox, Role, State, Utf8Bytes,
 };
-pub use error::{Error, Result};
-pub use handler::{Handler, Session};
+pub use error::{Error, Failure, Result};
+pub use handler::Handler;
+pub use hub::{Attached, Hub};
+pub use keepalive::KeepAlive;
 pub use queue::{QueueLimits, QueueStats, SlowConsumerPolicy};
-#[cfg(feature = "tls")]
-pub use read_ahead::ReadAhead;
+pub use relay::Relay;
 pub use request::UpgradeRequest;
-pub use server::{BoundServer, HttpResponse, Server, ServerHandle, ServerSocket, UpgradeDecision};
-pub use stream::MaybeTlsStream;
-pub use websocket::{KeepAlive, WebSocket, WsReader, WsWriter, DEFAULT_CLOSE_TIMEOUT};
+pub use rooms::Rooms;
+pub use server::{
+    BoundServer, HttpResponse, Server, ServerHandle, ServerSocket, UpgradeDecision,
+};
+pub use session::Session;
+pub use split::{WsReader, WsWriter};
+#[cfg(feature = "tls")]
+pub use transport::ReadAhead;
+pub use transport::MaybeTlsStream;
+pub use websocket::{WebSocket, DEFAULT_CLOSE_TIMEOUT};

@@ -1,4 +1,5 @@
-//! The bounded outbound queue of a server-side connection.
+//! [`SendQueue`]: the bounded queue of messages waiting for one
+//! connection's task to write them.
 //!
 //! [`Session::send`](crate::Session::send) never waits: it puts the message
 //! in this queue, which the connection's task writes out. The queue is
@@ -8,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use duplex_proto::{CloseCode, CloseFrame, Message};
 use tokio::sync::Notify;
@@ -56,7 +57,14 @@ struct State {
     close: Option<CloseFrame>,
 }
 
-/// Counters shared by all queues of a server, for logs and metrics.
+/// Counters shared by all queues of a hub (a server's connections), for
+/// logs and metrics.
+///
+/// ```
+/// use std::sync::atomic::Ordering;
+/// let stats = duplex::QueueStats::default();
+/// assert_eq!(stats.closed_slow.load(Ordering::Relaxed), 0);
+/// ```
 #[derive(Debug, Default)]
 pub struct QueueStats {
     /// Connections closed because their queue overflowed.
@@ -65,14 +73,15 @@ pub struct QueueStats {
     pub dropped: AtomicU64,
 }
 
-/// One connection's outbound queue.
-pub(crate) struct OutboundQueue {
+/// One connection's queue of messages to send.
+pub(crate) struct SendQueue {
     state: Mutex<State>,
     notify: Notify,
     /// Signalled only when a close is asked for, so that a write already
     /// under way can shorten its deadline.
     closing: Notify,
     limits: QueueLimits,
+    stats: Arc<QueueStats>,
 }
 
 /// Why a message was not queued.
@@ -84,13 +93,14 @@ pub(crate) enum Refused {
     Overflow,
 }
 
-impl OutboundQueue {
-    pub(crate) fn new(limits: QueueLimits) -> OutboundQueue {
-        OutboundQueue {
+impl SendQueue {
+    pub(crate) fn new(limits: QueueLimits, stats: Arc<QueueStats>) -> SendQueue {
+        SendQueue {
             state: Mutex::new(State::default()),
             notify: Notify::new(),
             closing: Notify::new(),
             limits,
+            stats,
         }
     }
 
@@ -99,7 +109,8 @@ impl OutboundQueue {
     }
 
     /// Queues a message, applying the policy when full.
-    pub(crate) fn push(&self, message: Message, stats: &QueueStats) -> Result<(), Refused> {
+    pub(crate) fn push(&self, message: Message) -> Result<(), Refused> {
+        let stats = &*self.stats;
         let mut state = self.lock();
         if state.close.is_some() {
             return Err(Refused::Closed);
@@ -183,32 +194,38 @@ mod tests {
 
     #[test]
     fn close_policy_closes_with_1013() {
-        let q = OutboundQueue::new(QueueLimits {
-            max_messages: 2,
-            ..QueueLimits::default()
-        });
-        let stats = QueueStats::default();
-        q.push(Message::text("a"), &stats).unwrap();
-        q.push(Message::text("b"), &stats).unwrap();
-        assert_eq!(q.push(Message::text("c"), &stats), Err(Refused::Overflow));
+        let stats = Arc::new(QueueStats::default());
+        let q = SendQueue::new(
+            QueueLimits {
+                max_messages: 2,
+                ..QueueLimits::default()
+            },
+            stats.clone(),
+        );
+        q.push(Message::text("a")).unwrap();
+        q.push(Message::text("b")).unwrap();
+        assert_eq!(q.push(Message::text("c")), Err(Refused::Overflow));
         let mut out = Vec::new();
         let close = q.drain(&mut out).unwrap();
         assert_eq!(close.code, CloseCode::TryAgainLater);
         assert!(out.is_empty());
-        assert_eq!(q.push(Message::text("d"), &stats), Err(Refused::Closed));
+        assert_eq!(q.push(Message::text("d")), Err(Refused::Closed));
         assert_eq!(stats.closed_slow.load(Ordering::Relaxed), 1);
     }
 
     #[test]
     fn drop_oldest_keeps_the_newest() {
-        let q = OutboundQueue::new(QueueLimits {
-            max_messages: 2,
-            max_bytes: 1 << 20,
-            policy: SlowConsumerPolicy::DropOldest,
-        });
-        let stats = QueueStats::default();
+        let stats = Arc::new(QueueStats::default());
+        let q = SendQueue::new(
+            QueueLimits {
+                max_messages: 2,
+                max_bytes: 1 << 20,
+                policy: SlowConsumerPolicy::DropOldest,
+            },
+            stats.clone(),
+        );
         for m in ["a", "b", "c"] {
-            q.push(Message::text(m), &stats).unwrap();
+            q.push(Message::text(m)).unwrap();
         }
         let mut out = Vec::new();
         assert!(q.drain(&mut out).is_none());

@@ -25,6 +25,18 @@ impl UpgradeRequest {
         }
     }
 
+    /// A `GET` of `target` (path and query) with no headers, no route
+    /// parameters and no peer address: for running a handler over a
+    /// connection that was not accepted by a [`Server`](crate::Server)
+    /// (tests, in-memory pipes).
+    pub fn for_path(target: &str) -> UpgradeRequest {
+        UpgradeRequest::new(
+            Request::new("GET", target, Headers::default()),
+            Params::default(),
+            None,
+        )
+    }
+
     /// The request path, without the query.
     pub fn path(&self) -> &str {
         self.request.path()

@@ -6,7 +6,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Failure, Result};
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())
@@ -16,9 +16,9 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 pub fn load_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
     let certs = rustls_pemfile::certs(&mut &pem[..])
         .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::Tls(format!("reading certificates: {e}")))?;
+        .map_err(|e| Error::Tls(Failure::caused_by("reading certificates", e)))?;
     if certs.is_empty() {
-        return Err(Error::Tls("no certificate found in PEM".into()));
+        return Err(Error::Tls(Failure::new("no certificate found in PEM")));
     }
     Ok(certs)
 }
@@ -28,14 +28,14 @@ pub fn load_certs(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {
 pub fn server_config(cert_pem: &[u8], key_pem: &[u8]) -> Result<Arc<ServerConfig>> {
     let certs = load_certs(cert_pem)?;
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut &key_pem[..])
-        .map_err(|e| Error::Tls(format!("reading private key: {e}")))?
-        .ok_or_else(|| Error::Tls("no private key found in PEM".into()))?;
+        .map_err(|e| Error::Tls(Failure::caused_by("reading private key", e)))?
+        .ok_or_else(|| Error::Tls(Failure::new("no private key found in PEM")))?;
     let mut config = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?
+        .map_err(|e| Error::Tls(Failure::caused_by("protocol versions", e)))?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| Error::Tls(format!("certificate and key: {e}")))?;
+        .map_err(|e| Error::Tls(Failure::caused_by("certificate and key", e)))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
@@ -57,7 +57,7 @@ pub struct TlsOptions {
 pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>> {
     let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?;
+        .map_err(|e| Error::Tls(Failure::caused_by("protocol versions", e)))?;
     let mut config = if options.insecure {
         builder
             .dangerous()
@@ -72,7 +72,7 @@ pub fn client_config(options: &TlsOptions) -> Result<Arc<ClientConfig>> {
         for cert in &options.extra_roots {
             roots
                 .add(cert.clone())
-                .map_err(|e| Error::Tls(format!("adding a root certificate: {e}")))?;
+                .map_err(|e| Error::Tls(Failure::caused_by("adding a root certificate", e)))?;
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     };

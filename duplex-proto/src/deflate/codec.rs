@@ -7,6 +7,7 @@ use bytes::BytesMut;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 use super::{DeflateConfig, DeflateParams, MAX_WINDOW_BITS, MIN_ZLIB_WINDOW_BITS};
+use crate::role::Role;
 
 /// What a sync flush leaves at the end of a message, which the sender strips
 /// and the receiver puts back (RFC 7692 §7.2.1, §7.2.2).
@@ -23,17 +24,6 @@ pub(super) const DECOMPRESS_CHUNK: usize = 32 * 1024;
 /// small message does not zero-fill (or grow the buffer by) a whole
 /// [`DECOMPRESS_CHUNK`].
 const MIN_DECOMPRESS_CHUNK: usize = 256;
-
-/// Which side of the connection we are, so we know which window and
-/// takeover setting applies to our compressor and which to our
-/// decompressor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeflateRole {
-    /// We opened the connection: we compress with the `client_*` settings.
-    Client,
-    /// We accepted the connection: we compress with the `server_*` settings.
-    Server,
-}
 
 /// Why a compressed message could not be decompressed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,14 +82,14 @@ pub struct PerMessageDeflate {
 impl PerMessageDeflate {
     /// A codec for `role` with the negotiated `params`; `config` supplies
     /// the compression level and minimum size.
-    pub fn new(role: DeflateRole, params: DeflateParams, config: &DeflateConfig) -> Self {
+    pub fn new(role: Role, params: DeflateParams, config: &DeflateConfig) -> Self {
         let (our_bits, our_reset, peer_reset) = match role {
-            DeflateRole::Server => (
+            Role::Server => (
                 params.server_max_window_bits,
                 params.server_no_context_takeover,
                 params.client_no_context_takeover,
             ),
-            DeflateRole::Client => (
+            Role::Client => (
                 params.client_max_window_bits,
                 params.client_no_context_takeover,
                 params.server_no_context_takeover,

@@ -15,7 +15,8 @@
 //!
 //! ```
 //! use bytes::BytesMut;
-//! use duplex_proto::deflate::{DeflateConfig, DeflateRole, PerMessageDeflate};
+//! use duplex_proto::deflate::{DeflateConfig, PerMessageDeflate};
+//! use duplex_proto::Role;
 //! use duplex_proto::extensions::parse_extensions;
 //!
 //! let config = DeflateConfig::default();
@@ -26,8 +27,8 @@
 //! let answer = parse_extensions([params.to_header_value().as_str()]).unwrap();
 //! assert_eq!(config.client_accept(&answer).unwrap(), Some(params));
 //!
-//! let mut server = PerMessageDeflate::new(DeflateRole::Server, params, &config);
-//! let mut client = PerMessageDeflate::new(DeflateRole::Client, params, &config);
+//! let mut server = PerMessageDeflate::new(Role::Server, params, &config);
+//! let mut client = PerMessageDeflate::new(Role::Client, params, &config);
 //! let mut wire = BytesMut::new();
 //! server.compress(b"Hello, Hello, Hello!", &mut wire);
 //! let mut message = BytesMut::new();
@@ -49,7 +50,7 @@
 mod codec;
 mod negotiation;
 
-pub use codec::{DeflateError, DeflateRole, PerMessageDeflate};
+pub use codec::{DeflateError, PerMessageDeflate};
 pub use negotiation::{DeflateConfig, DeflateNegotiationError, DeflateParams};
 
 /// The extension's registered name (RFC 7692 §7).

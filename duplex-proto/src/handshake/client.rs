@@ -1,21 +1,41 @@
 //! The client side of the opening handshake.
 //!
 //! ```
-//! use duplex_proto::handshake::client::ClientRequest;
-//! use duplex_proto::handshake::Headers;
+//! use duplex_proto::handshake::client::{parse_response, ClientRequest};
+//! use duplex_proto::handshake::{accept_key, HandshakeLimits, Headers};
+//! use duplex_proto::Config;
 //!
-//! let request = ClientRequest::new("example.com", "/chat", &["chat"], None, &Headers::default());
+//! let config = Config::default();
+//! let request = ClientRequest::new("example.com", "/chat", &["chat"], &Headers::default(), &config);
 //! let text = String::from_utf8(request.bytes().to_vec()).unwrap();
 //! assert!(text.starts_with("GET /chat HTTP/1.1\r\nHost: example.com\r\n"));
 //! assert!(text.contains("Sec-WebSocket-Protocol: chat\r\n"));
+//!
+//! // The server's answer, checked; the engine comes out ready.
+//! let answer = format!(
+//!     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+//!      Sec-WebSocket-Accept: {}\r\nSec-WebSocket-Protocol: chat\r\n\r\n",
+//!     accept_key(request.key())
+//! );
+//! let (response, _) = parse_response(answer.as_bytes(), &HandshakeLimits::default())
+//!     .unwrap()
+//!     .unwrap();
+//! let established = request.accept(&response, config.into()).unwrap();
+//! assert_eq!(established.protocol.as_deref(), Some("chat"));
+//! assert!(!established.connection.is_compressed());
 //! ```
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use base64::Engine;
 
+use super::negotiate::{client_extensions, client_offer};
 use super::{accept_key, sanitize_header, HandshakeLimits, HeaderSlots, Headers};
+use crate::config::Config;
+use crate::connection::Connection;
 use crate::error::HandshakeError;
+use crate::role::Role;
 
 /// An upgrade request ready to send, with the key its answer must match.
 #[derive(Debug, Clone)]
@@ -29,14 +49,17 @@ pub struct ClientRequest {
 impl ClientRequest {
     /// Builds a request for `target` (path and query) on `host` (the `Host`
     /// header: host, plus `:port` when it is not the scheme's default), with
-    /// a fresh random key.
+    /// a fresh random key, the subprotocols in order of preference, extra
+    /// headers, and the extensions `config` asks for (permessage-deflate).
     pub fn new(
         host: &str,
         target: &str,
         protocols: &[&str],
-        extensions: Option<&str>,
         extra: &Headers,
+        config: &Config,
     ) -> ClientRequest {
+        let offer = client_offer(config);
+        let extensions = offer.as_deref();
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).expect("the operating system's random source failed");
         let key = base64::engine::general_purpose::STANDARD.encode(nonce);
@@ -94,11 +117,31 @@ impl ClientRequest {
         &self.key
     }
 
-    /// Validates the server's response (RFC 6455 §4.1): status 101,
-    /// `Upgrade: websocket`, `Connection: upgrade`, the right accept value,
-    /// a subprotocol only if one was offered and it is one of ours, and
-    /// extensions only if we offered some (the caller checks which).
-    pub fn validate(&self, response: &Response) -> Result<Accepted, HandshakeError> {
+    /// Checks the server's response and makes the client's engine: status
+    /// 101, `Upgrade: websocket`, `Connection: upgrade`, the right accept
+    /// value, a subprotocol only if it is one we offered, and only
+    /// extensions we offered, with parameters we accept (RFC 6455 §4.1,
+    /// RFC 7692 §7). Agreed extensions are on in the returned connection.
+    /// `config` should be the one the request was built with.
+    pub fn accept(
+        &self,
+        response: &Response,
+        config: Arc<Config>,
+    ) -> Result<Established, HandshakeError> {
+        let (protocol, extensions) = self.check(response)?;
+        let mut connection = Connection::with_shared_config(Role::Client, config.clone());
+        client_extensions(&extensions, &config, &mut connection)?;
+        Ok(Established {
+            connection,
+            protocol,
+        })
+    }
+
+    /// The subprotocol and the raw extension values of a valid response.
+    fn check(
+        &self,
+        response: &Response,
+    ) -> Result<(Option<String>, Vec<String>), HandshakeError> {
         let h = &response.headers;
         if response.status != 101 {
             return Err(HandshakeError::new(
@@ -109,53 +152,48 @@ impl ClientRequest {
                 ),
             ));
         }
-        let fail = |why: &str| HandshakeError::new(0, format!("invalid handshake response: {why}"));
         if !h.has_token("upgrade", "websocket") {
-            return Err(fail("missing Upgrade: websocket"));
+            return Err(HandshakeError::invalid_response("missing Upgrade: websocket"));
         }
         if !h.has_token("connection", "upgrade") {
-            return Err(fail("missing Connection: upgrade"));
+            return Err(HandshakeError::invalid_response("missing Connection: upgrade"));
         }
         if h.get("sec-websocket-accept").map(str::trim) != Some(&accept_key(&self.key)) {
-            return Err(fail("wrong Sec-WebSocket-Accept"));
+            return Err(HandshakeError::invalid_response("wrong Sec-WebSocket-Accept"));
         }
         let protocol = match h.count("sec-websocket-protocol") {
             0 => None,
             1 => {
                 let chosen = h.get("sec-websocket-protocol").unwrap_or("").trim();
                 if !self.protocols.iter().any(|p| p == chosen) {
-                    return Err(fail(&format!(
+                    return Err(HandshakeError::invalid_response(format!(
                         "server chose subprotocol {chosen:?}, which was not offered"
                     )));
                 }
                 Some(chosen.to_string())
             }
-            _ => return Err(fail("more than one Sec-WebSocket-Protocol")),
+            _ => return Err(HandshakeError::invalid_response("more than one Sec-WebSocket-Protocol")),
         };
         let extensions: Vec<String> = h
             .get_all("sec-websocket-extensions")
             .map(str::to_string)
             .collect();
         if !extensions.is_empty() && !self.offered_extensions {
-            return Err(fail(
+            return Err(HandshakeError::invalid_response(
                 "server answered with extensions that were not offered",
             ));
         }
-        Ok(Accepted {
-            protocol,
-            extensions,
-        })
+        Ok((protocol, extensions))
     }
 }
 
-/// What a successful handshake agreed on.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Accepted {
+/// A completed client handshake: the engine, and what was agreed.
+#[derive(Debug)]
+pub struct Established {
+    /// The connection, in the open state, with every agreed extension on.
+    pub connection: Connection,
     /// The subprotocol the server chose.
     pub protocol: Option<String>,
-    /// The raw `Sec-WebSocket-Extensions` values of the response, for the
-    /// extension negotiation to check.
-    pub extensions: Vec<String>,
 }
 
 /// A parsed HTTP response head.
@@ -178,7 +216,6 @@ pub fn parse_response(
     let mut slots = HeaderSlots::new(limits.max_headers);
     let raw = slots.as_mut();
     let mut resp = httparse::Response::new(raw);
-    let fail = |why: String| HandshakeError::new(0, format!("invalid handshake response: {why}"));
     match resp.parse(buf) {
         Ok(httparse::Status::Complete(len)) if len <= limits.max_size => Ok(Some((
             Response {
@@ -189,17 +226,32 @@ pub fn parse_response(
             len,
         ))),
         Ok(httparse::Status::Partial) if buf.len() < limits.max_size => Ok(None),
-        Ok(_) => Err(fail(format!(
+        Ok(_) => Err(HandshakeError::invalid_response(format!(
             "response head longer than {} bytes",
             limits.max_size
         ))),
-        Err(e) => Err(fail(e.to_string())),
+        Err(e) => Err(HandshakeError::invalid_response(e.to_string())),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Settings that offer no extension.
+    fn plain() -> Arc<Config> {
+        #[allow(unused_mut)]
+        let mut config = Config::default();
+        #[cfg(feature = "deflate")]
+        {
+            config.deflate = None;
+        }
+        Arc::new(config)
+    }
+
+    fn request(protocols: &[&str]) -> ClientRequest {
+        ClientRequest::new("h:1", "/x", protocols, &Headers::default(), &plain())
+    }
 
     fn response_for(req: &ClientRequest, extra: &str) -> Response {
         let raw = format!(
@@ -215,39 +267,54 @@ mod tests {
 
     #[test]
     fn accepts_a_good_response() {
-        let req = ClientRequest::new("h:1", "/x", &["a", "b"], None, &Headers::default());
-        let accepted = req
-            .validate(&response_for(&req, "Sec-WebSocket-Protocol: b\r\n"))
+        let req = request(&["a", "b"]);
+        let established = req
+            .accept(&response_for(&req, "Sec-WebSocket-Protocol: b\r\n"), plain())
             .unwrap();
-        assert_eq!(accepted.protocol.as_deref(), Some("b"));
+        assert_eq!(established.protocol.as_deref(), Some("b"));
+        assert_eq!(established.connection.role(), Role::Client);
     }
 
     #[test]
     fn rejects_bad_responses() {
-        let req = ClientRequest::new("h", "/", &["a"], None, &Headers::default());
+        let req = request(&["a"]);
+        let error = req
+            .accept(&response_for(&req, "Sec-WebSocket-Protocol: z\r\n"), plain())
+            .unwrap_err();
+        assert_eq!(error.status(), None, "{error}");
         assert!(req
-            .validate(&response_for(&req, "Sec-WebSocket-Protocol: z\r\n"))
-            .is_err());
-        assert!(req
-            .validate(&response_for(
-                &req,
-                "Sec-WebSocket-Extensions: permessage-deflate\r\n"
-            ))
+            .accept(
+                &response_for(&req, "Sec-WebSocket-Extensions: permessage-deflate\r\n"),
+                plain()
+            )
             .is_err());
         let mut wrong = response_for(&req, "");
         wrong.headers = Headers::default();
-        assert!(req.validate(&wrong).is_err());
+        assert!(req.accept(&wrong, plain()).is_err());
         let raw = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
         let (resp, _) = parse_response(raw, &HandshakeLimits::default())
             .unwrap()
             .unwrap();
-        assert_eq!(req.validate(&resp).unwrap_err().status(), 403);
+        assert_eq!(req.accept(&resp, plain()).unwrap_err().status(), Some(403));
+    }
+
+    #[cfg(feature = "deflate")]
+    #[test]
+    fn the_offer_comes_from_the_config_and_the_answer_turns_deflate_on() {
+        let config = Arc::new(Config::default());
+        let req = ClientRequest::new("h", "/", &[], &Headers::default(), &config);
+        let text = String::from_utf8(req.bytes().to_vec()).unwrap();
+        assert!(text.contains("Sec-WebSocket-Extensions: permessage-deflate"));
+        let answer = response_for(&req, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
+        assert!(req.accept(&answer, config.clone()).unwrap().connection.is_compressed());
+        let bad = response_for(&req, "Sec-WebSocket-Extensions: permessage-deflate; x=1\r\n");
+        assert_eq!(req.accept(&bad, config).unwrap_err().status(), None);
     }
 
     #[test]
     fn keys_are_fresh() {
-        let a = ClientRequest::new("h", "/", &[], None, &Headers::default());
-        let b = ClientRequest::new("h", "/", &[], None, &Headers::default());
+        let a = request(&[]);
+        let b = request(&[]);
         assert_ne!(a.key(), b.key());
         assert_eq!(
             base64::engine::general_purpose::STANDARD

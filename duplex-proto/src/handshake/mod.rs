@@ -1,16 +1,24 @@
 //! The opening handshake (RFC 6455 §4): an HTTP/1.1 `GET` with
 //! `Upgrade: websocket`, answered by `101 Switching Protocols`.
 //!
-//! - [`server`]: parse and validate a request, answer it (or reject it
-//!   with an HTTP status);
-//! - [`client`]: build a request, validate the server's response;
+//! - [`server`]: parse and validate a request, then accept it
+//!   ([`server::accept`]: the 101 response and a ready [`Connection`]) or
+//!   reject it with an HTTP status;
+//! - [`client`]: build a request, check the server's response
+//!   ([`client::ClientRequest::accept`]: a ready [`Connection`]);
 //! - [`Headers`]: the header list both sides read.
 //!
+//! Subprotocol and extension negotiation happen inside these calls: the
+//! connection they return already has `permessage-deflate` on when it was
+//! agreed, so the I/O layer above decides nothing about the protocol.
 //! Both sides work on byte buffers and return how many bytes the handshake
 //! used, so that frames that arrive in the same read are not lost.
+//!
+//! [`Connection`]: crate::Connection
 
 pub mod client;
 mod headers;
+mod negotiate;
 pub mod server;
 
 pub use headers::Headers;

@@ -1,26 +1,126 @@
 //! The server side of the opening handshake.
 //!
 //! ```
-//! use duplex_proto::handshake::{server, HandshakeLimits, Headers};
+//! use duplex_proto::handshake::{server, HandshakeLimits};
+//! use duplex_proto::Config;
 //!
 //! let raw = b"GET /chat HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n\
 //!     Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
 //!     Sec-WebSocket-Version: 13\r\n\r\n";
 //! let (request, used) = server::parse_request(raw, &HandshakeLimits::default()).unwrap().unwrap();
 //! assert_eq!(used, raw.len());
-//! server::validate_request(&request).unwrap();
-//! let response = server::accept_response(&request, None, None, &Headers::default());
-//! let response = String::from_utf8(response).unwrap();
+//! // Validate, negotiate subprotocol and extensions, and get the engine.
+//! let accepted = server::accept(&request, Config::default().into(), server::Choice::default())
+//!     .unwrap();
+//! let response = String::from_utf8(accepted.response).unwrap();
 //! assert!(response.starts_with("HTTP/1.1 101 Switching Protocols\r\n"));
 //! assert!(response.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+//! assert_eq!(accepted.connection.role(), duplex_proto::Role::Server);
 //! ```
+//!
+//! An HTTP framework that parses requests itself (hyper, axum) uses
+//! [`validate_request`] and [`negotiate`] on its own request type's
+//! headers and writes the response head its own way; [`accept`] is both
+//! plus the HTTP/1.1 response bytes.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use base64::Engine;
 
+use super::negotiate::server_extensions;
 use super::{accept_key, sanitize_header, HandshakeLimits, HeaderSlots, Headers};
+use crate::config::Config;
+use crate::connection::Connection;
 use crate::error::HandshakeError;
+use crate::role::Role;
+
+/// What the application decided about an upgrade it accepts.
+#[derive(Debug, Clone, Default)]
+pub struct Choice {
+    /// The subprotocol chosen from the client's offer (`None`: none).
+    pub protocol: Option<String>,
+    /// Extra response headers (e.g. `Set-Cookie`).
+    pub headers: Headers,
+}
+
+/// What the server and the client agreed on, with the engine that speaks
+/// it.
+#[derive(Debug)]
+pub struct Negotiated {
+    /// The connection, in the open state, with every agreed extension on.
+    pub connection: Connection,
+    /// The subprotocol, echoed in `Sec-WebSocket-Protocol`.
+    pub protocol: Option<String>,
+    /// The `Sec-WebSocket-Extensions` value to answer with, if any.
+    pub extensions: Option<String>,
+}
+
+/// An accepted upgrade: the response head to write, and the engine.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The `101 Switching Protocols` response head.
+    pub response: Vec<u8>,
+    /// The connection, in the open state, with every agreed extension on.
+    pub connection: Connection,
+    /// The agreed subprotocol.
+    pub protocol: Option<String>,
+}
+
+/// Accepts an upgrade: validates the request ([`validate_request`]),
+/// negotiates subprotocol and extensions ([`negotiate`]) and builds the
+/// 101 response with the choice's extra headers.
+pub fn accept(
+    request: &Request,
+    config: Arc<Config>,
+    choice: Choice,
+) -> Result<Accepted, HandshakeError> {
+    validate_request(request)?;
+    let headers = choice.headers.clone();
+    let negotiated = negotiate(request.headers(), config, choice)?;
+    let response = accept_response(
+        request,
+        negotiated.protocol.as_deref(),
+        negotiated.extensions.as_deref(),
+        &headers,
+    );
+    Ok(Accepted {
+        response,
+        connection: negotiated.connection,
+        protocol: negotiated.protocol,
+    })
+}
+
+/// Agrees on the subprotocol and the extensions of a request with these
+/// `headers` and makes the server's engine for it. The chosen subprotocol
+/// must be one the client offered (500 otherwise: a server bug); a
+/// malformed `Sec-WebSocket-Extensions` is refused with 400; offers that
+/// `config` does not allow are declined, as RFC 7692 asks.
+pub fn negotiate(
+    headers: &Headers,
+    config: Arc<Config>,
+    choice: Choice,
+) -> Result<Negotiated, HandshakeError> {
+    if let Some(protocol) = &choice.protocol {
+        if !headers.tokens("sec-websocket-protocol").any(|p| p == protocol) {
+            return Err(HandshakeError::new(
+                500,
+                "the server chose a subprotocol the client did not offer",
+            ));
+        }
+    }
+    let mut connection = Connection::with_shared_config(Role::Server, config.clone());
+    let extensions = server_extensions(
+        headers.get_all("sec-websocket-extensions"),
+        &config,
+        &mut connection,
+    )?;
+    Ok(Negotiated {
+        connection,
+        protocol: choice.protocol,
+        extensions,
+    })
+}
 
 /// A parsed HTTP request head.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +132,17 @@ pub struct Request {
 }
 
 impl Request {
+    /// A request head built from its parts (HTTP/1.1), for code that
+    /// parsed the request itself (an HTTP framework) or tests.
+    pub fn new(method: impl Into<String>, target: impl Into<String>, headers: Headers) -> Request {
+        Request {
+            method: method.into(),
+            target: target.into(),
+            minor_version: 1,
+            headers,
+        }
+    }
+
     /// The HTTP method (`GET` for a WebSocket upgrade).
     pub fn method(&self) -> &str {
         &self.method
@@ -180,7 +291,7 @@ pub fn validate_request(request: &Request) -> Result<(), HandshakeError> {
 
 /// The `101 Switching Protocols` response to a validated request, with the
 /// chosen subprotocol, the agreed extensions and any extra headers.
-pub fn accept_response(
+fn accept_response(
     request: &Request,
     protocol: Option<&str>,
     extensions: Option<&str>,
@@ -243,7 +354,7 @@ pub fn http_response(status: u16, content_type: &str, body: &[u8], extra: &Heade
 pub fn reject_response(error: &HandshakeError) -> Vec<u8> {
     let body = format!("{}\n", error.message());
     http_response(
-        error.status(),
+        error.status().unwrap_or(400),
         "text/plain; charset=utf-8",
         body.as_bytes(),
         &Headers::default(),
@@ -303,8 +414,10 @@ mod tests {
 
     fn status_of(raw: &str) -> u16 {
         match parse_request(raw.as_bytes(), &HandshakeLimits::default()) {
-            Err(e) => e.status(),
-            Ok(Some((req, _))) => validate_request(&req).err().map_or(101, |e| e.status()),
+            Err(e) => e.status().unwrap(),
+            Ok(Some((req, _))) => validate_request(&req)
+                .err()
+                .map_or(101, |e| e.status().unwrap()),
             Ok(None) => 0,
         }
     }

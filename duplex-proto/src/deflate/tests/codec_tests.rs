@@ -265,14 +265,14 @@ fn limit_is_inclusive_and_counts_existing_output() {
 #[test]
 fn should_compress_uses_min_size() {
     let config = DeflateConfig::default();
-    let codec = PerMessageDeflate::new(DeflateRole::Server, DeflateParams::default(), &config);
+    let codec = PerMessageDeflate::new(Role::Server, DeflateParams::default(), &config);
     assert!(!codec.should_compress(config.min_size - 1));
     assert!(codec.should_compress(config.min_size));
     let config = DeflateConfig {
         min_size: 0,
         ..config
     };
-    let codec = PerMessageDeflate::new(DeflateRole::Server, DeflateParams::default(), &config);
+    let codec = PerMessageDeflate::new(Role::Server, DeflateParams::default(), &config);
     assert!(codec.should_compress(0));
 }
 

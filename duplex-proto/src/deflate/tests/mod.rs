@@ -4,6 +4,7 @@
 use bytes::BytesMut;
 
 use super::*;
+pub(super) use crate::role::Role;
 
 mod codec_tests;
 mod negotiation_tests;
@@ -28,8 +29,8 @@ fn pair(p: DeflateParams, level: u32) -> (PerMessageDeflate, PerMessageDeflate) 
         ..DeflateConfig::default()
     };
     (
-        PerMessageDeflate::new(DeflateRole::Server, p, &config),
-        PerMessageDeflate::new(DeflateRole::Client, p, &config),
+        PerMessageDeflate::new(Role::Server, p, &config),
+        PerMessageDeflate::new(Role::Client, p, &config),
     )
 }
 

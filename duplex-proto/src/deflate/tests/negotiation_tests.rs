@@ -380,8 +380,8 @@ fn negotiated_pairs_interoperate() {
                 let answer = offers(&p.to_header_value());
                 let q = client_config.client_accept(&answer).unwrap().unwrap();
                 assert_eq!(p, q);
-                let mut server = PerMessageDeflate::new(DeflateRole::Server, p, &server_config);
-                let mut client = PerMessageDeflate::new(DeflateRole::Client, q, &client_config);
+                let mut server = PerMessageDeflate::new(Role::Server, p, &server_config);
+                let mut client = PerMessageDeflate::new(Role::Client, q, &client_config);
                 let messages = [message.clone(), message.clone()];
                 round_trip(&mut server, &mut client, &messages, 1000);
                 round_trip(&mut client, &mut server, &messages, 1000);

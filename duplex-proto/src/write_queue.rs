@@ -1,4 +1,4 @@
-//! The queue of bytes waiting to be written ([`OutputQueue`]).
+//! [`WriteQueue`]: the bytes of encoded frames waiting to be written.
 //!
 //! Small frames are appended to one contiguous tail, so many queued
 //! messages go out in one write; a large payload that needs no masking is
@@ -15,7 +15,7 @@ const SHARE_THRESHOLD: usize = 4096;
 #[derive(Debug, Default)]
 /// Frames waiting to be written; implements [`bytes::Buf`] (use
 /// `chunks_vectored` for one vectored write of everything queued).
-pub struct OutputQueue {
+pub struct WriteQueue {
     /// Chunks before `tail`, oldest first.
     chunks: VecDeque<Bytes>,
     /// Bytes still being appended to.
@@ -24,7 +24,7 @@ pub struct OutputQueue {
     tail_pos: usize,
 }
 
-impl OutputQueue {
+impl WriteQueue {
     pub(crate) fn tail(&mut self) -> &mut BytesMut {
         &mut self.tail
     }
@@ -58,7 +58,7 @@ impl OutputQueue {
     /// Hands over the (empty) write buffer when nothing is pending, so an
     /// idle connection holds none; `None` while output is pending or when
     /// there is no buffer.
-    pub fn take_idle_buffer(&mut self) -> Option<BytesMut> {
+    pub(crate) fn take_idle_buffer(&mut self) -> Option<BytesMut> {
         if self.is_empty() && self.tail.capacity() > 0 {
             self.tail_pos = 0;
             Some(std::mem::take(&mut self.tail))
@@ -68,7 +68,7 @@ impl OutputQueue {
     }
 
     /// Gives the queue an empty buffer to write into, if it has none.
-    pub fn provide_buffer(&mut self, buf: BytesMut) -> Option<BytesMut> {
+    pub(crate) fn provide_buffer(&mut self, buf: BytesMut) -> Option<BytesMut> {
         if self.tail.capacity() == 0 && self.tail.is_empty() && buf.is_empty() {
             self.tail = buf;
             self.tail_pos = 0;
@@ -79,7 +79,7 @@ impl OutputQueue {
     }
 
     /// Whether the queue has a write buffer at all.
-    pub fn has_buffer(&self) -> bool {
+    pub(crate) fn has_buffer(&self) -> bool {
         self.tail.capacity() > 0
     }
 
@@ -93,7 +93,7 @@ impl OutputQueue {
     }
 }
 
-impl Buf for OutputQueue {
+impl Buf for WriteQueue {
     fn remaining(&self) -> usize {
         self.chunks.iter().map(Bytes::len).sum::<usize>() + self.tail.len() - self.tail_pos
     }
@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn coalesces_small_and_shares_large() {
-        let mut q = OutputQueue::default();
+        let mut q = WriteQueue::default();
         q.tail().extend_from_slice(b"ab");
         q.push_payload(&Bytes::from_static(b"cd"));
         let big = Bytes::from(vec![7u8; SHARE_THRESHOLD]);

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::buffer_pool::{self, READ_AHEAD_SIZE as CHUNK};
+use super::buffer_pool::{self, READ_AHEAD_SIZE as CHUNK};
 
 /// A stream whose reads are served from a read-ahead buffer; writes pass
 /// straight through.

@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 #[cfg(feature = "tls")]
-use crate::read_ahead::ReadAhead;
+use super::read_ahead::ReadAhead;
 
 /// The transport of a `ws://` or `wss://` connection.
 #[derive(Debug)]

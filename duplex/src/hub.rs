@@ -1,0 +1,251 @@
+//! [`Hub`]: what the connections of a server share, whoever accepted them.
+//!
+//! A hub holds the engine settings, the room registry, the outbound queue
+//! limits and their counters, keepalive, session ids, and the list of open
+//! connections that a shutdown closes. [`Server`](crate::Server) makes one
+//! (or uses the one it is given); any other acceptor (an HTTP framework
+//! adapter, a test harness over an in-memory pipe) hands its upgraded
+//! sockets to the same hub, so a [`Handler`] with its [`Session`] and
+//! [`Rooms`] works the same whoever accepted the socket.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use duplex::{Config, Hub, Message, Relay, Role, UpgradeRequest, WebSocket};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> duplex::Result<()> {
+//! let hub = Arc::new(Hub::new());
+//! // Two clients of room "lobby", connected over in-memory pipes.
+//! let mut clients = Vec::new();
+//! for _ in 0..2 {
+//!     let (client_end, server_end) = tokio::io::duplex(4096);
+//!     let server = WebSocket::from_raw(server_end, Role::Server, Config::default());
+//!     let hub = hub.clone();
+//!     tokio::spawn(async move {
+//!         let request = UpgradeRequest::for_path("/chat/lobby");
+//!         hub.run_handler(server, request, Relay::new("lobby")).await;
+//!     });
+//!     clients.push(WebSocket::from_raw(client_end, Role::Client, Config::default()));
+//! }
+//! while hub.rooms().member_count("lobby") < 2 {
+//!     tokio::task::yield_now().await;
+//! }
+//! clients[0].send("hi").await?;
+//! assert_eq!(clients[1].recv().await.unwrap()?, Message::text("hi"));
+//! # Ok(()) }
+//! ```
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use duplex_proto::{CloseCode, CloseFrame, Config};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::drive::drive;
+use crate::handler::Handler;
+use crate::keepalive::KeepAlive;
+use crate::queue::{QueueLimits, QueueStats, SendQueue};
+use crate::request::UpgradeRequest;
+use crate::rooms::Rooms;
+use crate::session::Session;
+use crate::signals::Signals;
+use crate::websocket::WebSocket;
+
+/// What a server's connections share; see the [module docs](self).
+pub struct Hub {
+    config: Arc<Config>,
+    rooms: Arc<Rooms>,
+    queue_limits: QueueLimits,
+    keepalive: Option<KeepAlive>,
+    stats: Arc<QueueStats>,
+    next_id: AtomicU64,
+    open: Mutex<HashMap<u64, Weak<Signals>>>,
+    shutting_down: AtomicBool,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("connections", &self.connections())
+            .field("rooms", &self.rooms.room_count())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Hub {
+    fn default() -> Self {
+        Hub::new()
+    }
+}
+
+impl Hub {
+    /// A hub with default settings and an empty room registry.
+    pub fn new() -> Hub {
+        Hub {
+            config: Arc::new(Config::default()),
+            rooms: Arc::new(Rooms::new()),
+            queue_limits: QueueLimits::default(),
+            keepalive: None,
+            stats: Arc::new(QueueStats::default()),
+            next_id: AtomicU64::new(1),
+            open: Mutex::new(HashMap::new()),
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    /// The engine's settings for the connections an acceptor upgrades
+    /// (limits, compression).
+    pub fn with_config(mut self, config: Config) -> Hub {
+        self.config = Arc::new(config);
+        self
+    }
+
+    /// Uses this room registry (e.g. shared with other hubs of the
+    /// process) instead of a new one.
+    pub fn with_rooms(mut self, rooms: Arc<Rooms>) -> Hub {
+        self.rooms = rooms;
+        self
+    }
+
+    /// Limits of each session's outbound queue.
+    pub fn with_queue_limits(mut self, limits: QueueLimits) -> Hub {
+        self.queue_limits = limits;
+        self
+    }
+
+    /// Keepalive for every attached connection (see
+    /// [`WebSocket::set_keepalive`]); `None`, the default, leaves each
+    /// connection's own setting alone.
+    pub fn with_keepalive(mut self, keepalive: Option<KeepAlive>) -> Hub {
+        self.keepalive = keepalive;
+        self
+    }
+
+    /// The engine's settings.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The room registry.
+    pub fn rooms(&self) -> &Arc<Rooms> {
+        &self.rooms
+    }
+
+    /// Limits of each session's outbound queue.
+    pub fn queue_limits(&self) -> QueueLimits {
+        self.queue_limits
+    }
+
+    /// The keepalive attached connections get.
+    pub fn keepalive(&self) -> Option<KeepAlive> {
+        self.keepalive
+    }
+
+    /// Counters of slow consumers closed and messages dropped.
+    pub fn queue_stats(&self) -> &QueueStats {
+        &self.stats
+    }
+
+    /// How many connections are attached and not finished.
+    pub fn connections(&self) -> usize {
+        self.open().len()
+    }
+
+    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Weak<Signals>>> {
+        self.open.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Attaches an upgraded connection: gives it the hub's keepalive, an
+    /// id, and a place in the list a shutdown closes. The connection is
+    /// detached when the returned [`Attached`] is dropped; after
+    /// [`Hub::shutdown`], a connection is told to close as it attaches.
+    pub fn attach<S: AsyncRead + AsyncWrite + Unpin>(
+        self: &Arc<Self>,
+        ws: &mut WebSocket<S>,
+    ) -> Attached {
+        if let Some(keepalive) = self.keepalive {
+            ws.set_keepalive(Some(keepalive));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let signals = ws.signals();
+        self.open().insert(id, Arc::downgrade(&signals));
+        if self.shutting_down.load(Ordering::SeqCst) {
+            signals.start_close(going_away());
+        }
+        Attached {
+            hub: self.clone(),
+            id,
+        }
+    }
+
+    /// Runs `handler` over an upgraded connection until it is over: the
+    /// connection is attached, gets a [`Session`] in this hub's rooms, and
+    /// its callbacks run on the calling task.
+    pub async fn run_handler<S, H>(
+        self: &Arc<Self>,
+        mut ws: WebSocket<S>,
+        request: UpgradeRequest,
+        handler: H,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin,
+        H: Handler,
+    {
+        let attached = self.attach(&mut ws);
+        let session = self.session(attached.id(), request, ws.protocol().map(str::to_string));
+        drive(ws, handler, session).await;
+        drop(attached);
+    }
+
+    /// A session for the connection attached as `id`.
+    pub(crate) fn session(
+        &self,
+        id: u64,
+        request: UpgradeRequest,
+        protocol: Option<String>,
+    ) -> Session {
+        let queue = SendQueue::new(self.queue_limits, self.stats.clone());
+        Session::new(id, self.rooms.clone(), request, queue, protocol)
+    }
+
+    /// Closes every attached connection with 1001 (going away), and every
+    /// connection attached from now on. Each one's task finishes the
+    /// close handshake.
+    pub fn shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+        let open: Vec<Arc<Signals>> = self.open().values().filter_map(Weak::upgrade).collect();
+        for signals in open {
+            signals.start_close(going_away());
+        }
+    }
+
+    /// Whether [`Hub::shutdown`] was called.
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+fn going_away() -> CloseFrame {
+    CloseFrame::new(CloseCode::Away, "server shutting down")
+}
+
+/// A connection's place in its [`Hub`]; dropping it detaches the
+/// connection.
+#[derive(Debug)]
+pub struct Attached {
+    hub: Arc<Hub>,
+    id: u64,
+}
+
+impl Attached {
+    /// The connection's id, unique in its hub (its session's id).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        self.hub.open().remove(&self.id);
+    }
+}

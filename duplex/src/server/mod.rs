@@ -1,0 +1,275 @@
+//! [`Server`]: accepts connections, routes them by path, performs the
+//! handshake and runs each connection on its own task.
+//!
+//! The builder is here; `accept.rs` takes one connection from TCP to its
+//! route, `running.rs` is the accept loop and its shutdown, and
+//! `response.rs` the answers other than a WebSocket.
+//!
+//! ```no_run
+//! use duplex::{HttpResponse, Message, Server};
+//!
+//! # async fn run() -> duplex::Result<()> {
+//! let server = Server::new()
+//!     .route("/echo", |mut ws, _req| async move {
+//!         while let Some(Ok(message)) = ws.recv().await {
+//!             if message.is_data() && ws.send(message).await.is_err() {
+//!                 break;
+//!             }
+//!         }
+//!     })
+//!     .http("/healthz", |_req| HttpResponse::text(200, "ok"))
+//!     .bind("127.0.0.1:8080")
+//!     .await?;
+//! println!("listening on ws://{}", server.local_addr());
+//! server.serve().await
+//! # }
+//! ```
+
+mod accept;
+mod response;
+mod running;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use duplex_proto::handshake::HandshakeLimits;
+use duplex_proto::Config;
+use tokio::net::{TcpListener, ToSocketAddrs};
+
+use crate::drive::drive;
+use crate::error::Result;
+use crate::handler::Handler;
+use crate::hub::Hub;
+use crate::keepalive::KeepAlive;
+use crate::queue::QueueLimits;
+use crate::request::UpgradeRequest;
+use crate::rooms::Rooms;
+use crate::router::Pattern;
+use crate::transport::MaybeTlsStream;
+use crate::websocket::WebSocket;
+
+pub use response::{HttpResponse, UpgradeDecision};
+pub use running::{BoundServer, ServerHandle};
+
+/// A server-side connection.
+pub type ServerSocket = WebSocket<MaybeTlsStream>;
+
+type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// A WebSocket route: the socket, its request, its hub and its id there.
+type SocketRoute = Arc<dyn Fn(ServerSocket, UpgradeRequest, &Hub, u64) -> BoxFuture + Send + Sync>;
+type HttpRoute = Arc<dyn Fn(&UpgradeRequest) -> HttpResponse + Send + Sync>;
+type UpgradeHook = Arc<dyn Fn(&UpgradeRequest) -> UpgradeDecision + Send + Sync>;
+
+#[derive(Clone)]
+pub(crate) enum Route {
+    Socket(SocketRoute),
+    Http(HttpRoute),
+}
+
+/// A WebSocket server under construction: routes, hooks and limits. Call
+/// [`Server::bind`] to start listening.
+#[derive(Clone)]
+pub struct Server {
+    pub(crate) routes: Vec<(Pattern, Route)>,
+    config: Config,
+    pub(crate) limits: HandshakeLimits,
+    pub(crate) handshake_timeout: Duration,
+    pub(crate) max_connections: usize,
+    queue_limits: QueueLimits,
+    pub(crate) shutdown_grace: Duration,
+    pub(crate) upgrade_hook: Option<UpgradeHook>,
+    rooms: Arc<Rooms>,
+    keepalive: Option<KeepAlive>,
+    /// A hub given with [`Server::hub`], used instead of one made from the
+    /// settings above.
+    hub: Option<Arc<Hub>>,
+    #[cfg(feature = "tls")]
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server::new()
+    }
+}
+
+impl Server {
+    /// A server with no routes and default limits.
+    pub fn new() -> Server {
+        Server {
+            routes: Vec::new(),
+            config: Config::default(),
+            limits: HandshakeLimits::default(),
+            handshake_timeout: Duration::from_secs(10),
+            max_connections: 100_000,
+            queue_limits: QueueLimits::default(),
+            shutdown_grace: Duration::from_secs(3),
+            upgrade_hook: None,
+            rooms: Arc::new(Rooms::new()),
+            keepalive: None,
+            hub: None,
+            #[cfg(feature = "tls")]
+            tls: None,
+        }
+    }
+
+    /// Routes WebSocket connections on `pattern` (e.g. `/echo`,
+    /// `/chat/{room}`) to `f`, which owns the socket until it returns.
+    pub fn route<F, Fut>(mut self, pattern: &str, f: F) -> Self
+    where
+        F: Fn(ServerSocket, UpgradeRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let route: SocketRoute = Arc::new(move |ws, req, _hub, _id| Box::pin(f(ws, req)));
+        self.routes
+            .push((Pattern::new(pattern), Route::Socket(route)));
+        self
+    }
+
+    /// Routes WebSocket connections on `pattern` to a [`Handler`] made by
+    /// `factory` for each connection.
+    pub fn handler<H, F>(mut self, pattern: &str, factory: F) -> Self
+    where
+        H: Handler,
+        F: Fn(&UpgradeRequest) -> H + Send + Sync + 'static,
+    {
+        let route: SocketRoute = Arc::new(
+            move |ws: ServerSocket, req: UpgradeRequest, hub: &Hub, id: u64| {
+                let handler = factory(&req);
+                let session = hub.session(id, req, ws.protocol().map(str::to_string));
+                Box::pin(drive(ws, handler, session))
+            },
+        );
+        self.routes
+            .push((Pattern::new(pattern), Route::Socket(route)));
+        self
+    }
+
+    /// Serves a plain HTTP response on `pattern` (any method).
+    pub fn http<F>(mut self, pattern: &str, f: F) -> Self
+    where
+        F: Fn(&UpgradeRequest) -> HttpResponse + Send + Sync + 'static,
+    {
+        self.routes
+            .push((Pattern::new(pattern), Route::Http(Arc::new(f))));
+        self
+    }
+
+    /// Decides on each upgrade from its request (path, headers, origin,
+    /// query, offered subprotocols): accept, choosing a subprotocol and
+    /// adding headers, or reject with a status.
+    pub fn on_upgrade<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&UpgradeRequest) -> UpgradeDecision + Send + Sync + 'static,
+    {
+        self.upgrade_hook = Some(Arc::new(hook));
+        self
+    }
+
+    /// The engine's settings for every connection (limits, compression).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Limits on the handshake request.
+    pub fn handshake_limits(mut self, limits: HandshakeLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// How long a client has for TLS and the upgrade request (default 10 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The most simultaneous connections; more are answered with 503.
+    pub fn max_connections(mut self, max: usize) -> Self {
+        self.max_connections = max;
+        self
+    }
+
+    /// Limits of each connection's outbound queue (handler routes).
+    pub fn queue_limits(mut self, limits: QueueLimits) -> Self {
+        self.queue_limits = limits;
+        self
+    }
+
+    /// How long a shutdown waits for clients to answer the close (default 3 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Pings each client after `interval` of silence and drops it when
+    /// nothing arrives within `timeout` after that (see
+    /// [`WebSocket::set_keepalive`]).
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.keepalive = Some(KeepAlive { interval, timeout });
+        self
+    }
+
+    /// Uses this room registry (e.g. shared with other servers of the
+    /// process) instead of the server's own.
+    pub fn rooms(mut self, rooms: Arc<Rooms>) -> Self {
+        self.rooms = rooms;
+        self
+    }
+
+    /// Runs every connection in this [`Hub`] (e.g. one shared with an
+    /// HTTP framework's routes in the same process). The hub's engine
+    /// settings, rooms, queue limits and keepalive then apply, instead of
+    /// this builder's [`config`](Self::config), [`rooms`](Self::rooms),
+    /// [`queue_limits`](Self::queue_limits) and
+    /// [`keepalive`](Self::keepalive). Stopping the server shuts the hub
+    /// down, closing every connection in it.
+    pub fn hub(mut self, hub: Arc<Hub>) -> Self {
+        self.hub = Some(hub);
+        self
+    }
+
+    /// The hub this server's connections run in: the one given with
+    /// [`Server::hub`], or a new one from the builder's settings.
+    fn make_hub(&self) -> Arc<Hub> {
+        match &self.hub {
+            Some(hub) => hub.clone(),
+            None => Arc::new(
+                Hub::new()
+                    .with_config(self.config.clone())
+                    .with_rooms(self.rooms.clone())
+                    .with_queue_limits(self.queue_limits)
+                    .with_keepalive(self.keepalive),
+            ),
+        }
+    }
+
+    /// Serves `wss://` with this TLS configuration.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(tokio_rustls::TlsAcceptor::from(config));
+        self
+    }
+
+    /// Whether this server speaks TLS.
+    pub fn is_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
+    /// Binds a TCP listener (port 0 picks a free port).
+    pub async fn bind(self, addr: impl ToSocketAddrs) -> Result<BoundServer> {
+        let listener = TcpListener::bind(addr).await?;
+        Ok(self.listen(listener))
+    }
+
+    /// Serves on an existing listener.
+    pub fn listen(self, listener: TcpListener) -> BoundServer {
+        let hub = self.make_hub();
+        BoundServer::new(listener, self, hub)
+    }
+}
