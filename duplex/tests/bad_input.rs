@@ -556,21 +556,6 @@ async fn invalid_utf8_fails_fast() {
     running.stop().await;
 }
 
-/// The resident set size of this process (the server runs in it), bytes.
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS in /proc/self/status");
-    let kb: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS value");
-    kb * 1024
-}
-
 /// A frame claiming 2^62 bytes is refused with 1009 at once, without
 /// allocating what the header claims.
 async fn huge_length(addr: SocketAddr) {

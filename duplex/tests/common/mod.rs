@@ -461,3 +461,16 @@ pub fn binary_of(n: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The resident set size of this process (the server under test and its
+/// clients run in it), in bytes.
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("VmRSS in /proc/self/status");
+    kib * 1024
+}
