@@ -7,13 +7,16 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use duplex::{Server, ServerHandle, ServerSocket, UpgradeRequest};
+use duplex::{Config, Server, ServerHandle, ServerSocket, UpgradeRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 /// The default bound of one step of a test.
 pub const STEP: Duration = Duration::from_secs(10);
+
+/// The bound of a whole test (of the API tests: echo, closing, handlers).
+pub const TEST: Duration = Duration::from_secs(60);
 
 /// Awaits `f` for at most `limit`, panicking with `what` when it takes
 /// longer.
@@ -30,6 +33,19 @@ pub async fn echo(mut ws: ServerSocket, _req: UpgradeRequest) {
         if message.is_data() && ws.send(message).await.is_err() {
             break;
         }
+    }
+}
+
+/// A server with [`echo`] on `/echo`.
+pub fn echo_server() -> Server {
+    Server::new().route("/echo", echo)
+}
+
+/// The default configuration without `permessage-deflate`.
+pub fn no_deflate() -> Config {
+    Config {
+        deflate: None,
+        ..Config::default()
     }
 }
 
