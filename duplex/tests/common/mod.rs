@@ -3,6 +3,8 @@
 //! byte (independent of the engine under test).
 #![allow(dead_code)]
 
+pub mod battery;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
