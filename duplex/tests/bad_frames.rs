@@ -7,9 +7,7 @@
 
 mod common;
 
-use common::battery::frames::{
-    frame_battery, special_cases, utf8_across_fragments, utf8_inside_an_unfinished_frame,
-};
+use common::battery::frames::{frame_battery, special_cases, utf8_cases};
 use common::battery::handshakes::{half_request_then_disconnect, handshake_battery, silent_client};
 use common::battery::*;
 use common::*;
@@ -39,9 +37,7 @@ fn server_reading_to_the_end() -> Server {
 async fn protocol_violations_get_the_right_close_code() {
     let running = Running::start(server()).await;
     assert_no_failures(run_cases(frame_battery(running.addr)).await);
-    running.wait_idle(STEP).await;
-    assert_echo_works(&running).await;
-    running.stop().await;
+    assert_still_serving_then_stop(running).await;
 }
 
 /// The same with a route that reads on after the error: the engine's
@@ -53,29 +49,15 @@ async fn protocol_violations_get_the_right_close_code_when_the_route_reads_on() 
     let mut failures = run_cases(frame_battery(addr)).await;
     failures.extend(run_cases(special_cases(addr)).await);
     assert_no_failures(failures);
-    running.wait_idle(STEP).await;
-    assert_echo_works(&running).await;
-    running.stop().await;
+    assert_still_serving_then_stop(running).await;
 }
 
 #[tokio::test]
 async fn invalid_utf8_fails_fast() {
     let running = Running::start(server()).await;
     let addr = running.addr;
-    let cases: Vec<(String, Box<dyn FnOnce() -> HsFuture>)> = vec![
-        (
-            "UTF-8 across fragments".into(),
-            Box::new(move || -> HsFuture { Box::pin(utf8_across_fragments(addr)) }),
-        ),
-        (
-            "UTF-8 inside an unfinished frame".into(),
-            Box::new(move || -> HsFuture { Box::pin(utf8_inside_an_unfinished_frame(addr)) }),
-        ),
-    ];
-    assert_no_failures(run_cases(cases).await);
-    running.wait_idle(STEP).await;
-    assert_echo_works(&running).await;
-    running.stop().await;
+    assert_no_failures(run_cases(utf8_cases(addr)).await);
+    assert_still_serving_then_stop(running).await;
 }
 
 /// Everything above on one server, then a normal client is still served.
@@ -85,20 +67,15 @@ async fn server_survives_the_whole_battery() {
     let addr = running.addr;
     let mut failures = run_cases(handshake_battery(addr)).await;
     failures.extend(run_cases(frame_battery(addr)).await);
-    let more: Vec<(String, Box<dyn FnOnce() -> HsFuture>)> = vec![
-        (
-            "silent client".into(),
-            Box::new(move || -> HsFuture { Box::pin(silent_client(addr)) }),
-        ),
-        (
-            "half request then disconnect".into(),
-            Box::new(move || -> HsFuture { Box::pin(half_request_then_disconnect(addr)) }),
+    let more = vec![
+        named("silent client", silent_client(addr)),
+        named(
+            "half request then disconnect",
+            half_request_then_disconnect(addr),
         ),
     ];
     failures.extend(run_cases(more).await);
     failures.extend(run_cases(special_cases(addr)).await);
     assert_no_failures(failures);
-    running.wait_idle(STEP).await;
-    assert_echo_works(&running).await;
-    running.stop().await;
+    assert_still_serving_then_stop(running).await;
 }

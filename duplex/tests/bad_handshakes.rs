@@ -19,9 +19,7 @@ use tokio::net::TcpStream;
 async fn malformed_handshakes_get_the_right_status() {
     let running = Running::start(server()).await;
     assert_no_failures(run_cases(handshake_battery(running.addr)).await);
-    running.wait_idle(STEP).await;
-    assert_echo_works(&running).await;
-    running.stop().await;
+    assert_still_serving_then_stop(running).await;
 }
 
 /// Half a request, then nothing: dropped after the handshake timeout.
@@ -30,17 +28,7 @@ async fn half_request_then_stall(addr: SocketAddr) {
     tcp.write_all(b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgr")
         .await
         .unwrap();
-    let mut buf = [0u8; 64];
-    let n = within(
-        HANDSHAKE_TIMEOUT + CLOSE_BOUND,
-        "the server to drop a stalled client",
-        tokio::io::AsyncReadExt::read(&mut tcp, &mut buf),
-    )
-    .await;
-    assert!(
-        matches!(n, Ok(0)) || n.as_ref().is_err(),
-        "expected the connection to be closed, got {n:?}"
-    );
+    expect_dropped(&mut tcp, "the server to drop a stalled client").await;
 }
 
 #[tokio::test]
@@ -59,9 +47,7 @@ async fn silent_and_half_clients_are_dropped() {
     for t in tasks {
         t.await.expect("case failed");
     }
-    running.wait_idle(STEP).await;
-    assert_echo_works(&running).await;
-    running.stop().await;
+    assert_still_serving_then_stop(running).await;
 }
 
 #[tokio::test]
@@ -79,7 +65,5 @@ async fn max_connections_answers_503() {
     );
     first.close(None).await.unwrap();
     drop(first);
-    running.wait_idle(STEP).await;
-    assert_echo_works(&running).await;
-    running.stop().await;
+    assert_still_serving_then_stop(running).await;
 }

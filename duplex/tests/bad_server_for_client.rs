@@ -8,7 +8,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::battery::{assert_no_failures, run_cases, HsFuture};
+use common::battery::{assert_no_failures, named, run_cases};
 use common::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -118,24 +118,22 @@ async fn client_fails_with(bytes: Vec<u8>, code: u16) {
 
 #[tokio::test]
 async fn client_fails_bad_server_frames() {
-    let cases: Vec<(String, Box<dyn FnOnce() -> HsFuture>)> = vec![
-        (
-            "masked server frame".into(),
-            Box::new(|| -> HsFuture { Box::pin(client_fails_with(masked(0x81, b"hi"), 1002)) }),
+    let cases = vec![
+        named(
+            "masked server frame",
+            client_fails_with(masked(0x81, b"hi"), 1002),
         ),
-        (
-            "invalid UTF-8 from the server".into(),
-            Box::new(|| -> HsFuture {
-                Box::pin(client_fails_with(frame(0x81, b"\xc3\x28", None), 1007))
-            }),
+        named(
+            "invalid UTF-8 from the server",
+            client_fails_with(frame(0x81, b"\xc3\x28", None), 1007),
         ),
-        (
-            "reserved opcode from the server".into(),
-            Box::new(|| -> HsFuture { Box::pin(client_fails_with(frame(0x85, b"", None), 1002)) }),
+        named(
+            "reserved opcode from the server",
+            client_fails_with(frame(0x85, b"", None), 1002),
         ),
-        (
-            "compressed frame without deflate".into(),
-            Box::new(|| -> HsFuture { Box::pin(client_fails_with(frame(0xC1, b"x", None), 1002)) }),
+        named(
+            "compressed frame without deflate",
+            client_fails_with(frame(0xC1, b"x", None), 1002),
         ),
     ];
     assert_no_failures(run_cases(cases).await);
@@ -192,10 +190,7 @@ async fn client_rejects_bad_handshake_responses() {
             STEP,
             name,
             duplex::ClientBuilder::new(format!("ws://{addr}/"))
-                .config(duplex::Config {
-                    deflate: None,
-                    ..duplex::Config::default()
-                })
+                .config(no_deflate())
                 .connect(),
         )
         .await;

@@ -42,7 +42,5 @@ async fn huge_claimed_lengths_are_not_allocated() {
     let running = Running::start(server()).await;
     huge_length(running.addr).await;
     claimed_but_never_sent(running.addr).await;
-    running.wait_idle(STEP).await;
-    assert_echo_works(&running).await;
-    running.stop().await;
+    assert_still_serving_then_stop(running).await;
 }

@@ -1,6 +1,8 @@
-//! Helpers shared by the integration tests: a server on 127.0.0.1 port 0,
-//! bounded waits, and a raw WebSocket client that writes frames byte by
-//! byte (independent of the engine under test).
+//! Helpers shared by the integration tests: a server on 127.0.0.1 port 0
+//! (and the echo route), bounded waits, a raw WebSocket client that writes
+//! frames byte by byte (independent of the engine under test), the
+//! process's resident set size, and in [`battery`] the bad-input battery.
+//! Each test binary uses only some of them, hence `allow(dead_code)`.
 #![allow(dead_code)]
 
 pub mod battery;
@@ -204,11 +206,16 @@ pub fn frame(first: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
     let start = out.len();
     out.extend_from_slice(payload);
     if let Some(key) = mask {
-        for (i, b) in out[start..].iter_mut().enumerate() {
-            *b ^= key[i % 4];
-        }
+        apply_mask(&mut out[start..], key);
     }
     out
+}
+
+/// Masks (or unmasks) `payload` with `key`, from its first byte.
+pub fn apply_mask(payload: &mut [u8], key: [u8; 4]) {
+    for (i, b) in payload.iter_mut().enumerate() {
+        *b ^= key[i % 4];
+    }
 }
 
 /// A frame header claiming `len` payload bytes (7-, 16- or 64-bit length).
@@ -426,9 +433,7 @@ pub fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
     }
     let mut payload = buf[at..at + len].to_vec();
     if let Some(k) = key {
-        for (i, b) in payload.iter_mut().enumerate() {
-            *b ^= k[i % 4];
-        }
+        apply_mask(&mut payload, k);
     }
     Some((
         RawFrame {

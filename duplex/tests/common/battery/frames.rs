@@ -5,8 +5,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{HsFuture, CLOSE_BOUND};
-use crate::common::{close_payload, frame, frame_header, masked, rss_bytes, RawClient, STEP};
+use super::{named, Case, CLOSE_BOUND};
+use crate::common::{
+    apply_mask, close_payload, frame, frame_header, masked, rss_bytes, RawClient, STEP,
+};
 
 struct FrameCase {
     name: String,
@@ -98,14 +100,10 @@ async fn check_frame_case(addr: SocketAddr, case: FrameCase) {
     client.expect_eof(CLOSE_BOUND).await;
 }
 
-pub fn frame_battery(addr: SocketAddr) -> Vec<(String, impl FnOnce() -> HsFuture)> {
+pub fn frame_battery(addr: SocketAddr) -> Vec<Case> {
     frame_cases()
         .into_iter()
-        .map(move |case| {
-            let name = format!("frame {}", case.name);
-            let f = move || -> HsFuture { Box::pin(check_frame_case(addr, case)) };
-            (name, f)
-        })
+        .map(|case| named(format!("frame {}", case.name), check_frame_case(addr, case)))
         .collect()
 }
 
@@ -137,9 +135,7 @@ pub async fn utf8_inside_an_unfinished_frame(addr: SocketAddr) {
     let mut bytes = frame_header(0x81, 1000, Some(key));
     let start = bytes.len();
     bytes.extend_from_slice(b"ok\xff");
-    for (i, b) in bytes[start..].iter_mut().enumerate() {
-        *b ^= key[i % 4];
-    }
+    apply_mask(&mut bytes[start..], key);
     client.send(&bytes).await;
     let (close, _) = client.expect_close(STEP).await;
     assert_eq!(
@@ -178,20 +174,21 @@ pub async fn huge_length(addr: SocketAddr) {
     );
 }
 
-/// The cases that are not a fixed list of frames.
-pub fn special_cases(addr: SocketAddr) -> Vec<(String, Box<dyn FnOnce() -> HsFuture>)> {
+/// The two invalid UTF-8 cases of [`utf8_across_fragments`] and
+/// [`utf8_inside_an_unfinished_frame`].
+pub fn utf8_cases(addr: SocketAddr) -> Vec<Case> {
     vec![
-        (
-            "UTF-8 across fragments".into(),
-            Box::new(move || -> HsFuture { Box::pin(utf8_across_fragments(addr)) }),
-        ),
-        (
-            "UTF-8 inside an unfinished frame".into(),
-            Box::new(move || -> HsFuture { Box::pin(utf8_inside_an_unfinished_frame(addr)) }),
-        ),
-        (
-            "huge length".into(),
-            Box::new(move || -> HsFuture { Box::pin(huge_length(addr)) }),
+        named("UTF-8 across fragments", utf8_across_fragments(addr)),
+        named(
+            "UTF-8 inside an unfinished frame",
+            utf8_inside_an_unfinished_frame(addr),
         ),
     ]
+}
+
+/// The cases that are not a fixed list of frames.
+pub fn special_cases(addr: SocketAddr) -> Vec<Case> {
+    let mut cases = utf8_cases(addr);
+    cases.push(named("huge length", huge_length(addr)));
+    cases
 }

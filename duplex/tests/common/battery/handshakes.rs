@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use super::{HsFuture, CLOSE_BOUND, HANDSHAKE_TIMEOUT};
-use crate::common::{http_exchange, within, KEY, STEP};
+use super::{expect_dropped, named, Case, CLOSE_BOUND, HANDSHAKE_TIMEOUT};
+use crate::common::{http_exchange, KEY, STEP};
 
 struct HsCase {
     name: &'static str,
@@ -179,13 +179,14 @@ async fn check_handshake_case(addr: SocketAddr, case: HsCase) {
     }
 }
 
-pub fn handshake_battery(addr: SocketAddr) -> Vec<(String, impl FnOnce() -> HsFuture)> {
+pub fn handshake_battery(addr: SocketAddr) -> Vec<Case> {
     handshake_cases()
         .into_iter()
-        .map(move |case| {
-            let name = format!("handshake {}", case.name);
-            let f = move || -> HsFuture { Box::pin(check_handshake_case(addr, case)) };
-            (name, f)
+        .map(|case| {
+            named(
+                format!("handshake {}", case.name),
+                check_handshake_case(addr, case),
+            )
         })
         .collect()
 }
@@ -195,18 +196,7 @@ pub fn handshake_battery(addr: SocketAddr) -> Vec<(String, impl FnOnce() -> HsFu
 pub async fn silent_client(addr: SocketAddr) {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     let start = Instant::now();
-    let mut buf = [0u8; 64];
-    let n = within(
-        HANDSHAKE_TIMEOUT + CLOSE_BOUND,
-        "the server to drop a silent client",
-        tokio::io::AsyncReadExt::read(&mut tcp, &mut buf),
-    )
-    .await;
-    assert!(
-        matches!(n, Ok(0)) || n.as_ref().is_err(),
-        "expected the connection to be closed, got {n:?} {:?}",
-        String::from_utf8_lossy(&buf)
-    );
+    expect_dropped(&mut tcp, "the server to drop a silent client").await;
     let waited = start.elapsed();
     assert!(
         waited >= HANDSHAKE_TIMEOUT - Duration::from_millis(50),
