@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{within, Running};
+use common::{rss_bytes, within, Running};
 use duplex::rooms::{Relay, Rooms};
 use duplex::{
     ClientSocket, CloseCode, Message, QueueLimits, Server, SlowConsumerPolicy,
@@ -61,27 +61,15 @@ async fn wait_room_count(rooms: &Rooms, n: usize) {
     }
 }
 
-/// The resident set size of this process (server and clients), in bytes.
-fn rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let kib: u64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .expect("VmRSS in /proc/self/status");
-    kib * 1024
-}
-
-/// Samples [`rss`] until `stop` is set; returns the peak.
+/// Samples [`rss_bytes`] until `stop` is set; returns the peak.
 fn sample_peak_rss(stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<u64> {
     tokio::spawn(async move {
-        let mut peak = rss();
+        let mut peak = rss_bytes();
         while !stop.load(Ordering::Relaxed) {
-            peak = peak.max(rss());
+            peak = peak.max(rss_bytes());
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        peak.max(rss())
+        peak.max(rss_bytes())
     })
 }
 
@@ -383,7 +371,7 @@ async fn slow_room(
     let b = duplex::connect(&url).await.unwrap();
     wait_members(&rooms, "slow", 3).await;
 
-    let baseline = rss();
+    let baseline = rss_bytes();
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = sample_peak_rss(stop.clone());
     let (progress_a, seen_by_a) = watch::channel(0);

@@ -1,19 +1,26 @@
-//! Helpers shared by the integration tests: a server on 127.0.0.1 port 0,
-//! bounded waits, and a raw WebSocket client that writes frames byte by
-//! byte (independent of the engine under test).
+//! Helpers shared by the integration tests: a server on 127.0.0.1 port 0
+//! (and the echo route), bounded waits, a raw WebSocket client that writes
+//! frames byte by byte (independent of the engine under test), the
+//! process's resident set size, and in [`battery`] the bad-input battery.
+//! Each test binary uses only some of them, hence `allow(dead_code)`.
 #![allow(dead_code)]
+
+pub mod battery;
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use duplex::{Server, ServerHandle, ServerSocket, UpgradeRequest};
+use duplex::{Config, Server, ServerHandle, ServerSocket, UpgradeRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 /// The default bound of one step of a test.
 pub const STEP: Duration = Duration::from_secs(10);
+
+/// The bound of a whole test (of the API tests: echo, closing, handlers).
+pub const TEST: Duration = Duration::from_secs(60);
 
 /// Awaits `f` for at most `limit`, panicking with `what` when it takes
 /// longer.
@@ -30,6 +37,19 @@ pub async fn echo(mut ws: ServerSocket, _req: UpgradeRequest) {
         if message.is_data() && ws.send(message).await.is_err() {
             break;
         }
+    }
+}
+
+/// A server with [`echo`] on `/echo`.
+pub fn echo_server() -> Server {
+    Server::new().route("/echo", echo)
+}
+
+/// The default configuration without `permessage-deflate`.
+pub fn no_deflate() -> Config {
+    Config {
+        deflate: None,
+        ..Config::default()
     }
 }
 
@@ -186,11 +206,16 @@ pub fn frame(first: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
     let start = out.len();
     out.extend_from_slice(payload);
     if let Some(key) = mask {
-        for (i, b) in out[start..].iter_mut().enumerate() {
-            *b ^= key[i % 4];
-        }
+        apply_mask(&mut out[start..], key);
     }
     out
+}
+
+/// Masks (or unmasks) `payload` with `key`, from its first byte.
+pub fn apply_mask(payload: &mut [u8], key: [u8; 4]) {
+    for (i, b) in payload.iter_mut().enumerate() {
+        *b ^= key[i % 4];
+    }
 }
 
 /// A frame header claiming `len` payload bytes (7-, 16- or 64-bit length).
@@ -408,9 +433,7 @@ pub fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
     }
     let mut payload = buf[at..at + len].to_vec();
     if let Some(k) = key {
-        for (i, b) in payload.iter_mut().enumerate() {
-            *b ^= k[i % 4];
-        }
+        apply_mask(&mut payload, k);
     }
     Some((
         RawFrame {
@@ -460,4 +483,17 @@ pub fn binary_of(n: usize, seed: u64) -> Vec<u8> {
             }
         })
         .collect()
+}
+
+/// The resident set size of this process (the server under test and its
+/// clients run in it), in bytes.
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("VmRSS in /proc/self/status");
+    kib * 1024
 }
