@@ -163,10 +163,7 @@ fn print_message(out: &mut std::io::Stdout, message: &Message) {
 fn describe(url: &str, error: Error) -> String {
     match error {
         Error::Handshake(e) => match e.status() {
-            Some(status) => format!(
-                "{url}: handshake rejected: HTTP {status} ({})",
-                e.message()
-            ),
+            Some(status) => format!("{url}: handshake rejected: HTTP {status} ({})", e.message()),
             None => format!("{url}: handshake failed: {}", e.message()),
         },
         Error::Io(e) => format!("{url}: {e}"),

@@ -25,9 +25,9 @@ use crate::close::{CloseCode, CloseFrame};
 use crate::config::Config;
 use crate::error::{ProtocolError, SendError};
 use crate::frame::{FrameHeader, OpCode};
+use crate::lifecycle::{Eof, Lifecycle, State, TransportStep};
 use crate::mask::apply_mask;
 use crate::message::{Message, MessageRef, Utf8Bytes};
-use crate::lifecycle::{Eof, Lifecycle, State, TransportStep};
 use crate::outbox::{MaskPool, Outbox, Payload};
 use crate::role::Role;
 use crate::utf8::Utf8Validator;
@@ -150,7 +150,9 @@ impl Connection {
     pub fn enable_deflate(&mut self, params: crate::deflate::DeflateParams) {
         use crate::deflate::PerMessageDeflate;
         let settings = self.config.deflate.clone().unwrap_or_default();
-        self.deflate = Some(Box::new(PerMessageDeflate::new(self.role, params, &settings)));
+        self.deflate = Some(Box::new(PerMessageDeflate::new(
+            self.role, params, &settings,
+        )));
     }
 
     /// Whether `permessage-deflate` is on.

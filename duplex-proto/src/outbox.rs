@@ -11,11 +11,11 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
-use crate::role::Role;
 use crate::error::SendError;
 use crate::frame::{FrameHeader, OpCode};
 use crate::mask::apply_mask;
 use crate::message::MessageRef;
+use crate::role::Role;
 use crate::write_queue::WriteQueue;
 
 /// How many masking keys are drawn from the OS at once (one syscall per

@@ -219,8 +219,13 @@ impl ClientBuilder {
         #[cfg(feature = "tls")]
         {
             let config = crate::tls::client_config(&self.tls)?;
-            let name = rustls::pki_types::ServerName::try_from(target.host.clone())
-                .map_err(|e| Error::Tls(Failure::caused_by(format!("server name {}", target.host), e)))?;
+            let name =
+                rustls::pki_types::ServerName::try_from(target.host.clone()).map_err(|e| {
+                    Error::Tls(Failure::caused_by(
+                        format!("server name {}", target.host),
+                        e,
+                    ))
+                })?;
             let tls = tokio_rustls::TlsConnector::from(config)
                 .connect(name, crate::ReadAhead::new(tcp))
                 .await

@@ -125,12 +125,10 @@ pub use queue::{QueueLimits, QueueStats, SlowConsumerPolicy};
 pub use relay::Relay;
 pub use request::UpgradeRequest;
 pub use rooms::Rooms;
-pub use server::{
-    BoundServer, HttpResponse, Server, ServerHandle, ServerSocket, UpgradeDecision,
-};
+pub use server::{BoundServer, HttpResponse, Server, ServerHandle, ServerSocket, UpgradeDecision};
 pub use session::Session;
 pub use split::{WsReader, WsWriter};
+pub use transport::MaybeTlsStream;
 #[cfg(feature = "tls")]
 pub use transport::ReadAhead;
-pub use transport::MaybeTlsStream;
 pub use websocket::{WebSocket, DEFAULT_CLOSE_TIMEOUT};

@@ -88,7 +88,12 @@ impl Rooms {
 
     /// Queues `message` for every member of `room` but `except` (a
     /// session id, the sender's).
-    pub(crate) fn publish_except(&self, room: &str, message: &Message, except: Option<u64>) -> usize {
+    pub(crate) fn publish_except(
+        &self,
+        room: &str,
+        message: &Message,
+        except: Option<u64>,
+    ) -> usize {
         let rooms = self.lock();
         let Some(members) = rooms.get(room) else {
             return 0;

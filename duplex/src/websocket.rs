@@ -111,7 +111,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Lets the socket wake this connection once a large frame is all
     /// there rather than piece by piece (see `transport::low_water`).
     #[cfg(unix)]
-    pub(crate) fn set_low_water(&mut self, low_water: Option<crate::transport::low_water::LowWater>) {
+    pub(crate) fn set_low_water(
+        &mut self,
+        low_water: Option<crate::transport::low_water::LowWater>,
+    ) {
         self.inner.low_water = low_water;
     }
 

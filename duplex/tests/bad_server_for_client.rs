@@ -197,7 +197,7 @@ async fn client_rejects_bad_handshake_responses() {
         match result {
             Err(duplex::Error::Handshake(e)) => {
                 if name == "200 OK" {
-                    assert_eq!(e.status(), 200, "{name}: {e}");
+                    assert_eq!(e.status(), Some(200), "{name}: {e}");
                 }
             }
             other => panic!("{name}: expected a handshake error, got {other:?}"),

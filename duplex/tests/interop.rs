@@ -551,7 +551,7 @@ async fn tls_with_an_unknown_ca_fails_clearly() {
     // No extra root: the test CA is unknown.
     match within(STEP, "connect", duplex::connect(&url)).await {
         Err(Error::Tls(why)) => {
-            let lower = why.to_lowercase();
+            let lower = why.to_string().to_lowercase();
             assert!(
                 lower.contains("unknownissuer")
                     || lower.contains("unknown issuer")
@@ -605,7 +605,7 @@ async fn tls_with_a_wrong_host_name_fails_clearly() {
     .await;
     match result {
         Err(Error::Tls(why)) => {
-            let lower = why.to_lowercase();
+            let lower = why.to_string().to_lowercase();
             assert!(
                 lower.contains("notvalidforname")
                     || lower.contains("not valid for name")

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{echo, within, Running};
 use duplex::proto::handshake::accept_key;
-use duplex::rooms::Relay;
+use duplex::Relay;
 use duplex::{ClientBuilder, CloseCode, Error, Message, Server};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

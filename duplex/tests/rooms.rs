@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::{rss_bytes, within, Running};
-use duplex::rooms::{Relay, Rooms};
 use duplex::{
     ClientSocket, CloseCode, Message, QueueLimits, Server, SlowConsumerPolicy,
     DEFAULT_CLOSE_TIMEOUT,
 };
+use duplex::{Relay, Rooms};
 use tokio::sync::{watch, Barrier, Mutex};
 
 /// Tests of this file take this lock: see the module docs.
@@ -616,7 +616,7 @@ async fn fan_out_of_a_1_mib_message_reaches_every_member_intact() {
         .unwrap();
     // From the server side: every member gets it, from one shared payload.
     let message = Message::Binary(data.clone());
-    assert_eq!(rooms.publish("big", &message, None), MEMBERS);
+    assert_eq!(rooms.publish("big", &message), MEMBERS);
 
     let receivers: Vec<_> = members
         .into_iter()

@@ -138,10 +138,7 @@ impl ClientRequest {
     }
 
     /// The subprotocol and the raw extension values of a valid response.
-    fn check(
-        &self,
-        response: &Response,
-    ) -> Result<(Option<String>, Vec<String>), HandshakeError> {
+    fn check(&self, response: &Response) -> Result<(Option<String>, Vec<String>), HandshakeError> {
         let h = &response.headers;
         if response.status != 101 {
             return Err(HandshakeError::new(
@@ -153,13 +150,19 @@ impl ClientRequest {
             ));
         }
         if !h.has_token("upgrade", "websocket") {
-            return Err(HandshakeError::invalid_response("missing Upgrade: websocket"));
+            return Err(HandshakeError::invalid_response(
+                "missing Upgrade: websocket",
+            ));
         }
         if !h.has_token("connection", "upgrade") {
-            return Err(HandshakeError::invalid_response("missing Connection: upgrade"));
+            return Err(HandshakeError::invalid_response(
+                "missing Connection: upgrade",
+            ));
         }
         if h.get("sec-websocket-accept").map(str::trim) != Some(&accept_key(&self.key)) {
-            return Err(HandshakeError::invalid_response("wrong Sec-WebSocket-Accept"));
+            return Err(HandshakeError::invalid_response(
+                "wrong Sec-WebSocket-Accept",
+            ));
         }
         let protocol = match h.count("sec-websocket-protocol") {
             0 => None,
@@ -172,7 +175,11 @@ impl ClientRequest {
                 }
                 Some(chosen.to_string())
             }
-            _ => return Err(HandshakeError::invalid_response("more than one Sec-WebSocket-Protocol")),
+            _ => {
+                return Err(HandshakeError::invalid_response(
+                    "more than one Sec-WebSocket-Protocol",
+                ))
+            }
         };
         let extensions: Vec<String> = h
             .get_all("sec-websocket-extensions")
@@ -269,7 +276,10 @@ mod tests {
     fn accepts_a_good_response() {
         let req = request(&["a", "b"]);
         let established = req
-            .accept(&response_for(&req, "Sec-WebSocket-Protocol: b\r\n"), plain())
+            .accept(
+                &response_for(&req, "Sec-WebSocket-Protocol: b\r\n"),
+                plain(),
+            )
             .unwrap();
         assert_eq!(established.protocol.as_deref(), Some("b"));
         assert_eq!(established.connection.role(), Role::Client);
@@ -279,7 +289,10 @@ mod tests {
     fn rejects_bad_responses() {
         let req = request(&["a"]);
         let error = req
-            .accept(&response_for(&req, "Sec-WebSocket-Protocol: z\r\n"), plain())
+            .accept(
+                &response_for(&req, "Sec-WebSocket-Protocol: z\r\n"),
+                plain(),
+            )
             .unwrap_err();
         assert_eq!(error.status(), None, "{error}");
         assert!(req
@@ -306,8 +319,15 @@ mod tests {
         let text = String::from_utf8(req.bytes().to_vec()).unwrap();
         assert!(text.contains("Sec-WebSocket-Extensions: permessage-deflate"));
         let answer = response_for(&req, "Sec-WebSocket-Extensions: permessage-deflate\r\n");
-        assert!(req.accept(&answer, config.clone()).unwrap().connection.is_compressed());
-        let bad = response_for(&req, "Sec-WebSocket-Extensions: permessage-deflate; x=1\r\n");
+        assert!(req
+            .accept(&answer, config.clone())
+            .unwrap()
+            .connection
+            .is_compressed());
+        let bad = response_for(
+            &req,
+            "Sec-WebSocket-Extensions: permessage-deflate; x=1\r\n",
+        );
         assert_eq!(req.accept(&bad, config).unwrap_err().status(), None);
     }
 

@@ -102,7 +102,10 @@ pub fn negotiate(
     choice: Choice,
 ) -> Result<Negotiated, HandshakeError> {
     if let Some(protocol) = &choice.protocol {
-        if !headers.tokens("sec-websocket-protocol").any(|p| p == protocol) {
+        if !headers
+            .tokens("sec-websocket-protocol")
+            .any(|p| p == protocol)
+        {
             return Err(HandshakeError::new(
                 500,
                 "the server chose a subprotocol the client did not offer",
