@@ -1,6 +1,5 @@
 //! Close codes and the close frame payload (RFC 6455 §5.5.1, §7.4).
 
-use crate::error::ProtocolError;
 use crate::utf8::Utf8Validator;
 
 /// A close status code (RFC 6455 §7.4.1 and the IANA registry).
@@ -117,6 +116,18 @@ pub struct CloseFrame {
     pub reason: String,
 }
 
+/// Why a received close payload is invalid (RFC 6455 §5.5.1, §7.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidClose {
+    /// A payload of exactly one byte: half a status code.
+    OneByte,
+    /// A status code that may not be sent on the wire.
+    Code(u16),
+    /// A reason that is not UTF-8.
+    Reason,
+}
+
 impl CloseFrame {
     /// A close frame with a code and a reason.
     pub fn new(code: impl Into<CloseCode>, reason: impl Into<String>) -> Self {
@@ -127,20 +138,21 @@ impl CloseFrame {
     }
 
     /// Parses a received close payload: empty (no status), or a valid code
-    /// followed by a UTF-8 reason. Anything else fails the connection.
-    pub fn parse(payload: &[u8]) -> Result<Option<CloseFrame>, ProtocolError> {
+    /// followed by a UTF-8 reason. Anything else fails the connection
+    /// (with the [`ProtocolError`](crate::ProtocolError) it converts to).
+    pub fn parse(payload: &[u8]) -> Result<Option<CloseFrame>, InvalidClose> {
         match payload.len() {
             0 => Ok(None),
-            1 => Err(ProtocolError::InvalidClosePayload),
+            1 => Err(InvalidClose::OneByte),
             _ => {
                 let code = CloseCode::from(u16::from_be_bytes([payload[0], payload[1]]));
                 if !code.is_sendable() {
-                    return Err(ProtocolError::InvalidCloseCode(code.into()));
+                    return Err(InvalidClose::Code(code.into()));
                 }
                 let reason = &payload[2..];
                 let mut utf8 = Utf8Validator::default();
                 if utf8.feed(reason).is_err() || !utf8.is_complete() {
-                    return Err(ProtocolError::InvalidUtf8);
+                    return Err(InvalidClose::Reason);
                 }
                 // Validated above.
                 let reason = String::from_utf8_lossy(reason).into_owned();
@@ -180,7 +192,7 @@ mod tests {
             let payload = u16::to_be_bytes(code);
             assert_eq!(
                 CloseFrame::parse(&payload),
-                Err(ProtocolError::InvalidCloseCode(code)),
+                Err(InvalidClose::Code(code)),
                 "{code}"
             );
         }
@@ -188,17 +200,14 @@ mod tests {
 
     #[test]
     fn one_byte_payload_is_an_error() {
-        assert_eq!(
-            CloseFrame::parse(&[3]),
-            Err(ProtocolError::InvalidClosePayload)
-        );
+        assert_eq!(CloseFrame::parse(&[3]), Err(InvalidClose::OneByte));
     }
 
     #[test]
     fn reason_must_be_utf8() {
         assert_eq!(
             CloseFrame::parse(&[0x03, 0xe8, 0xce, 0xba, 0xe1]),
-            Err(ProtocolError::InvalidUtf8)
+            Err(InvalidClose::Reason)
         );
         let ok = CloseFrame::parse(&[0x03, 0xe8, b'o', b'k'])
             .unwrap()

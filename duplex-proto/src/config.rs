@@ -23,6 +23,7 @@ pub struct Config {
     /// `permessage-deflate` settings: what a client offers and what a
     /// server accepts. `None` disables compression.
     #[cfg(feature = "deflate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
     pub deflate: Option<crate::deflate::DeflateConfig>,
 }
 

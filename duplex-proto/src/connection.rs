@@ -145,8 +145,11 @@ impl Connection {
     }
 
     /// Turns on `permessage-deflate` with the parameters the handshake
-    /// agreed on (and the compression settings of `config.deflate`).
+    /// agreed on (and the compression settings of `config.deflate`). The
+    /// handshake calls this when compression was negotiated; call it
+    /// yourself only for a connection made by hand.
     #[cfg(feature = "deflate")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "deflate")))]
     pub fn enable_deflate(&mut self, params: crate::deflate::DeflateParams) {
         use crate::deflate::PerMessageDeflate;
         let settings = self.config.deflate.clone().unwrap_or_default();
@@ -442,8 +445,10 @@ impl Connection {
             frame.seen = available;
         }
         if available < frame.len {
-            // Make room for the rest without over-reserving what a length
-            // field merely claims: grow with what actually arrives.
+            // Wait for the rest. Nothing is reserved for it here: the I/O
+            // layer grows the read buffer with what actually arrives
+            // (sized by `frame_remaining`), never by what a length field
+            // merely claims.
             self.frame = Some(frame);
             return Ok(Step::NeedMore);
         }

@@ -4,7 +4,7 @@
 //! the engine sends ([`ProtocolError::close_code`]); a [`HandshakeError`]
 //! happens before it and maps to an HTTP status ([`HandshakeError::status`]).
 
-use crate::close::CloseCode;
+use crate::close::{CloseCode, InvalidClose};
 
 /// The peer broke RFC 6455 (or a limit) after the handshake. The engine has
 /// already queued a close frame with [`ProtocolError::close_code`].
@@ -97,6 +97,16 @@ impl std::fmt::Display for ProtocolError {
 }
 
 impl std::error::Error for ProtocolError {}
+
+impl From<InvalidClose> for ProtocolError {
+    fn from(invalid: InvalidClose) -> Self {
+        match invalid {
+            InvalidClose::OneByte => ProtocolError::InvalidClosePayload,
+            InvalidClose::Code(code) => ProtocolError::InvalidCloseCode(code),
+            InvalidClose::Reason => ProtocolError::InvalidUtf8,
+        }
+    }
+}
 
 /// The opening handshake failed.
 ///

@@ -107,6 +107,24 @@ impl PartialEq<&str> for Utf8Bytes {
 /// `Ping`, `Pong` and `Close` are control messages: the engine answers
 /// pings and closes by itself, and hands them out so the application can
 /// see them.
+///
+/// ```
+/// use duplex_proto::{CloseCode, CloseFrame, Message};
+///
+/// let hello = Message::text("hello");           // from &str or String
+/// let data = Message::binary(vec![1u8, 2, 3]); // from Vec<u8>, Bytes, &'static [u8]
+/// assert!(hello.is_data() && data.is_data());
+/// assert_eq!(data.len(), 3);
+///
+/// match hello {
+///     Message::Text(text) => assert_eq!(text.as_str(), "hello"),
+///     Message::Binary(bytes) => println!("{} bytes", bytes.len()),
+///     Message::Ping(_) | Message::Pong(_) => {} // answered by the engine
+///     Message::Close(frame) => println!("closed: {frame:?}"),
+/// }
+/// let bye = Message::Close(Some(CloseFrame::new(CloseCode::Normal, "bye")));
+/// assert!(!bye.is_data());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// A text message (always valid UTF-8).

@@ -178,6 +178,7 @@ impl ClientBuilder {
 
     /// Trusts an extra root certificate (PEM) for `wss://`.
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn add_root_certificates_pem(mut self, pem: &[u8]) -> Result<Self> {
         self.tls.extra_roots.extend(crate::tls::load_certs(pem)?);
         Ok(self)
@@ -185,6 +186,7 @@ impl ClientBuilder {
 
     /// Accepts any server certificate. For testing only.
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn danger_accept_invalid_certs(mut self, insecure: bool) -> Self {
         self.tls.insecure = insecure;
         self

@@ -2,27 +2,6 @@
 //! `on_close` and `on_error`, like Java-WebSocket, `javax.websocket` and
 //! Node `ws`, and a cloneable [`Session`] to send from anywhere. The loop
 //! that calls a handler is in `drive.rs`.
-//!
-//! ```no_run
-//! use duplex::{Handler, Message, Server, Session};
-//!
-//! struct Echo;
-//!
-//! impl Handler for Echo {
-//!     async fn on_open(&mut self, session: &Session) {
-//!         let _ = session.send("Welcome!");
-//!     }
-//!     async fn on_message(&mut self, session: &Session, message: Message) {
-//!         if let Message::Text(text) = message {
-//!             let _ = session.send(format!("Echo: {text}"));
-//!         }
-//!     }
-//! }
-//!
-//! # async fn run() -> duplex::Result<()> {
-//! Server::new().handler("/", |_req| Echo).bind("127.0.0.1:8080").await?.serve().await
-//! # }
-//! ```
 
 use std::future::Future;
 
@@ -39,6 +18,27 @@ use crate::session::Session;
 /// Callbacks run one at a time, in order, on the connection's task. Only
 /// text and binary messages reach `on_message`: pings are answered and
 /// closes completed by the engine.
+///
+/// ```no_run
+/// use duplex::{Handler, Message, Server, Session};
+///
+/// struct Echo;
+///
+/// impl Handler for Echo {
+///     async fn on_open(&mut self, session: &Session) {
+///         let _ = session.send("Welcome!");
+///     }
+///     async fn on_message(&mut self, session: &Session, message: Message) {
+///         if let Message::Text(text) = message {
+///             let _ = session.send(format!("Echo: {text}"));
+///         }
+///     }
+/// }
+///
+/// # async fn run() -> duplex::Result<()> {
+/// Server::new().handler("/", |_req| Echo).bind("127.0.0.1:8080").await?.serve().await
+/// # }
+/// ```
 pub trait Handler: Send + 'static {
     /// The connection is open.
     fn on_open(&mut self, session: &Session) -> impl Future<Output = ()> + Send {

@@ -7,33 +7,6 @@
 //! adapter, a test harness over an in-memory pipe) hands its upgraded
 //! sockets to the same hub, so a [`Handler`] with its [`Session`] and
 //! [`Rooms`] works the same whoever accepted the socket.
-//!
-//! ```
-//! use std::sync::Arc;
-//! use duplex::{Config, Hub, Message, Relay, Role, UpgradeRequest, WebSocket};
-//!
-//! # #[tokio::main(flavor = "current_thread")]
-//! # async fn main() -> duplex::Result<()> {
-//! let hub = Arc::new(Hub::new());
-//! // Two clients of room "lobby", connected over in-memory pipes.
-//! let mut clients = Vec::new();
-//! for _ in 0..2 {
-//!     let (client_end, server_end) = tokio::io::duplex(4096);
-//!     let server = WebSocket::from_raw(server_end, Role::Server, Config::default());
-//!     let hub = hub.clone();
-//!     tokio::spawn(async move {
-//!         let request = UpgradeRequest::for_path("/chat/lobby");
-//!         hub.run_handler(server, request, Relay::new("lobby")).await;
-//!     });
-//!     clients.push(WebSocket::from_raw(client_end, Role::Client, Config::default()));
-//! }
-//! while hub.rooms().member_count("lobby") < 2 {
-//!     tokio::task::yield_now().await;
-//! }
-//! clients[0].send("hi").await?;
-//! assert_eq!(clients[1].recv().await.unwrap()?, Message::text("hi"));
-//! # Ok(()) }
-//! ```
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -52,7 +25,43 @@ use crate::session::Session;
 use crate::signals::Signals;
 use crate::websocket::WebSocket;
 
-/// What a server's connections share; see the [module docs](self).
+/// What a server's connections share, whoever accepted them: engine
+/// settings, rooms, queue limits and counters, keepalive, session ids, and
+/// the open connections a shutdown closes.
+///
+/// [`Server`](crate::Server) makes one from its settings, or runs in the
+/// one given to [`Server::hub`](crate::Server::hub). Any other acceptor
+/// hands its upgraded sockets to [`Hub::run_handler`] (handlers, with
+/// sessions and rooms) or [`Hub::attach`] (the stream API), so everything
+/// works the same whoever accepted the socket. Here two in-memory clients
+/// chat through a [`Relay`](crate::Relay):
+///
+/// ```
+/// use std::sync::Arc;
+/// use duplex::{Config, Hub, Message, Relay, Role, UpgradeRequest, WebSocket};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> duplex::Result<()> {
+/// let hub = Arc::new(Hub::new());
+/// // Two clients of room "lobby", connected over in-memory pipes.
+/// let mut clients = Vec::new();
+/// for _ in 0..2 {
+///     let (client_end, server_end) = tokio::io::duplex(4096);
+///     let server = WebSocket::from_raw(server_end, Role::Server, Config::default());
+///     let hub = hub.clone();
+///     tokio::spawn(async move {
+///         let request = UpgradeRequest::for_path("/chat/lobby");
+///         hub.run_handler(server, request, Relay::new("lobby")).await;
+///     });
+///     clients.push(WebSocket::from_raw(client_end, Role::Client, Config::default()));
+/// }
+/// while hub.rooms().member_count("lobby") < 2 {
+///     tokio::task::yield_now().await;
+/// }
+/// clients[0].send("hi").await?;
+/// assert_eq!(clients[1].recv().await.unwrap()?, Message::text("hi"));
+/// # Ok(()) }
+/// ```
 pub struct Hub {
     config: Arc<Config>,
     rooms: Arc<Rooms>,

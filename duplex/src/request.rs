@@ -8,7 +8,32 @@ use duplex_proto::handshake::Headers;
 use crate::router::Params;
 
 /// The HTTP request that opened a connection: path, route parameters,
-/// query, headers and the peer's address.
+/// query, headers and the peer's address. Upgrade hooks, routes and
+/// handlers all see it.
+///
+/// ```no_run
+/// use duplex::{Server, UpgradeDecision};
+///
+/// # async fn run() -> duplex::Result<()> {
+/// let server = Server::new()
+///     .on_upgrade(|req| {
+///         // wss://host/chat/lobby?name=ada, from a page of ours
+///         if req.origin() != Some("https://chat.example") {
+///             return UpgradeDecision::reject(403, "cross-site request");
+///         }
+///         match req.query_param("name") {
+///             Some(_) => UpgradeDecision::accept(),
+///             None => UpgradeDecision::reject(400, "name= is required"),
+///         }
+///     })
+///     .route("/chat/{room}", |mut ws, req| async move {
+///         let room = req.param("room").unwrap_or("lobby").to_string();
+///         let name = req.query_param("name").unwrap_or_default();
+///         let _ = ws.send(format!("{name} joined {room}")).await;
+///     });
+/// server.bind("127.0.0.1:8080").await?.serve().await
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 pub struct UpgradeRequest {
     request: Request,

@@ -38,6 +38,32 @@ type Members = HashMap<u64, Arc<SendQueue>>;
 /// A registry of rooms. Rooms appear on first join and vanish when their
 /// last member leaves. Share one registry with `Arc`; a
 /// [`Hub`](crate::Hub) has one for its sessions.
+///
+/// Connections join, leave and publish through their
+/// [`Session`](crate::Session); the registry is what code without a
+/// connection uses, e.g. a backend task that notifies a room:
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use duplex::{Message, Relay, Rooms, Server};
+///
+/// # async fn run() -> duplex::Result<()> {
+/// let rooms = Arc::new(Rooms::new());
+/// let server = Server::new()
+///     .rooms(rooms.clone())
+///     .handler("/chat/{room}", Relay::for_request)
+///     .bind("127.0.0.1:8080")
+///     .await?;
+/// tokio::spawn(async move {
+///     loop {
+///         tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+///         let reached = rooms.publish("lobby", &Message::text("a minute passed"));
+///         println!("{reached} members of the lobby notified");
+///     }
+/// });
+/// server.serve().await
+/// # }
+/// ```
 #[derive(Default)]
 pub struct Rooms {
     rooms: Mutex<HashMap<String, Members>>,

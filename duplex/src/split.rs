@@ -36,31 +36,54 @@ impl<S> Shared<S> {
     }
 }
 
-pub(crate) fn split<S>(ws: WebSocket<S>) -> (WsReader<S>, WsWriter<S>) {
-    let shared = Arc::new(Shared {
-        inner: Mutex::new(*ws.inner),
-        link: ws.link,
-        protocol: ws.protocol,
-    });
-    (
-        WsReader {
-            shared: shared.clone(),
-        },
-        WsWriter { shared },
-    )
-}
-
-pub(crate) fn reunite<S>(reader: WsReader<S>, writer: WsWriter<S>) -> Option<WebSocket<S>> {
-    if !Arc::ptr_eq(&reader.shared, &writer.shared) {
-        return None;
+/// Splitting lives here, beside the halves it makes.
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Splits into a reader and a writer that can be used from different
+    /// tasks.
+    ///
+    /// ```no_run
+    /// # async fn example() -> duplex::Result<()> {
+    /// let ws = duplex::connect("ws://127.0.0.1:8080/echo").await?;
+    /// let (mut reader, mut writer) = ws.split();
+    /// tokio::spawn(async move {
+    ///     for i in 0..3 {
+    ///         let _ = writer.send(format!("tick {i}")).await;
+    ///     }
+    ///     let _ = writer.close(None).await;
+    /// });
+    /// while let Some(message) = reader.recv().await {
+    ///     println!("{:?}", message?);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn split(self) -> (WsReader<S>, WsWriter<S>) {
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(*self.inner),
+            link: self.link,
+            protocol: self.protocol,
+        });
+        (
+            WsReader {
+                shared: shared.clone(),
+            },
+            WsWriter { shared },
+        )
     }
-    drop(reader);
-    let shared = Arc::try_unwrap(writer.shared).ok()?;
-    Some(WebSocket {
-        inner: Box::new(shared.inner.into_inner().unwrap_or_else(|p| p.into_inner())),
-        link: shared.link,
-        protocol: shared.protocol,
-    })
+
+    /// Puts a split connection back together; `None` if the halves are of
+    /// different connections.
+    pub fn reunite(reader: WsReader<S>, writer: WsWriter<S>) -> Option<WebSocket<S>> {
+        if !Arc::ptr_eq(&reader.shared, &writer.shared) {
+            return None;
+        }
+        drop(reader);
+        let shared = Arc::try_unwrap(writer.shared).ok()?;
+        Some(WebSocket {
+            inner: Box::new(shared.inner.into_inner().unwrap_or_else(|p| p.into_inner())),
+            link: shared.link,
+            protocol: shared.protocol,
+        })
+    }
 }
 
 /// The receiving half of a split [`WebSocket`].

@@ -12,7 +12,7 @@
 //!
 //! A [`WebSocket`] owns its engine outright, so its calls take no lock.
 //! [`WebSocket::split`] gives a reader and a writer that can live in
-//! different tasks (see [`crate::split`]). The I/O loop both run is in
+//! different tasks (see `split.rs`). The I/O loop both run is in
 //! `io.rs`.
 
 use std::future::poll_fn;
@@ -32,7 +32,6 @@ use crate::io::{
 };
 use crate::keepalive::{KeepAlive, KeepAliveTimer};
 use crate::signals::{Link, Signals};
-use crate::split::{WsReader, WsWriter};
 
 /// How long a closing connection waits for the peer by default: for its
 /// close frame, and then (a client) for the server to close the TCP
@@ -260,34 +259,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// The peer's close frame, if one arrived with a status code.
     pub fn close_frame(&self) -> Option<CloseFrame> {
         self.inner.conn.peer_close_frame().cloned()
-    }
-
-    /// Splits into a reader and a writer that can be used from different
-    /// tasks.
-    ///
-    /// ```no_run
-    /// # async fn example() -> duplex::Result<()> {
-    /// let ws = duplex::connect("ws://127.0.0.1:8080/echo").await?;
-    /// let (mut reader, mut writer) = ws.split();
-    /// tokio::spawn(async move {
-    ///     for i in 0..3 {
-    ///         let _ = writer.send(format!("tick {i}")).await;
-    ///     }
-    ///     let _ = writer.close(None).await;
-    /// });
-    /// while let Some(message) = reader.recv().await {
-    ///     println!("{:?}", message?);
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub fn split(self) -> (WsReader<S>, WsWriter<S>) {
-        crate::split::split(self)
-    }
-
-    /// Puts a split connection back together; `None` if the halves are of
-    /// different connections.
-    pub fn reunite(reader: WsReader<S>, writer: WsWriter<S>) -> Option<WebSocket<S>> {
-        crate::split::reunite(reader, writer)
     }
 }
 

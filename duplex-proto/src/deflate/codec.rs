@@ -27,6 +27,7 @@ const MIN_DECOMPRESS_CHUNK: usize = 256;
 
 /// Why a compressed message could not be decompressed.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DeflateError {
     /// The message would decompress to more than the allowed size (close
     /// with 1009).

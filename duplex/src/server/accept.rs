@@ -13,7 +13,7 @@ use duplex_proto::{Connection, HandshakeError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::running::ServerState;
+use super::state::ServerState;
 use super::{BoxFuture, Route, Server, ServerSocket, SocketRoute, UpgradeDecision};
 use crate::hub::{Attached, Hub};
 use crate::request::UpgradeRequest;

@@ -28,6 +28,7 @@
 mod accept;
 mod response;
 mod running;
+mod state;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -69,7 +70,37 @@ pub(crate) enum Route {
 }
 
 /// A WebSocket server under construction: routes, hooks and limits. Call
-/// [`Server::bind`] to start listening.
+/// [`Server::bind`] to start listening, then [`BoundServer::serve`].
+///
+/// Routes are tried in order; `{name}` in a pattern matches one path
+/// segment ([`UpgradeRequest::param`]). [`Server::route`] hands the socket
+/// to a function (the stream API), [`Server::handler`] runs a [`Handler`]
+/// per connection (the event API), [`Server::http`] answers plain HTTP.
+///
+/// ```no_run
+/// use duplex::{HttpResponse, Relay, Server, UpgradeDecision};
+///
+/// # async fn run() -> duplex::Result<()> {
+/// let server = Server::new()
+///     .on_upgrade(|req| match req.header("authorization") {
+///         Some("Bearer secret") => UpgradeDecision::accept(),
+///         _ => UpgradeDecision::reject(401, "missing token"),
+///     })
+///     .route("/echo", |mut ws, _req| async move {
+///         while let Some(Ok(message)) = ws.recv().await {
+///             if message.is_data() && ws.send(message).await.is_err() {
+///                 break;
+///             }
+///         }
+///     })
+///     .handler("/chat/{room}", Relay::for_request)
+///     .http("/healthz", |_req| HttpResponse::text(200, "ok"))
+///     .bind("127.0.0.1:8080")
+///     .await?;
+/// println!("listening on ws://{}", server.local_addr());
+/// server.serve().await
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct Server {
     pub(crate) routes: Vec<(Pattern, Route)>,
@@ -246,8 +277,10 @@ impl Server {
         }
     }
 
-    /// Serves `wss://` with this TLS configuration.
+    /// Serves `wss://` with this TLS configuration (see
+    /// [`tls::server_config`](crate::tls::server_config)).
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     pub fn tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
         self.tls = Some(tokio_rustls::TlsAcceptor::from(config));
         self

@@ -2,29 +2,18 @@
 //! graceful stop ([`ServerHandle::shutdown`]).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 
 use super::accept::handle_connection;
+use super::state::ServerState;
 use super::Server;
 use crate::error::Result;
 use crate::hub::Hub;
 use crate::queue::QueueStats;
-
-/// What the accept loop and the connection tasks share.
-pub(crate) struct ServerState {
-    pub(crate) server: Server,
-    pub(crate) hub: Arc<Hub>,
-    /// Connections being served, including those still in the handshake.
-    pub(crate) active: AtomicUsize,
-    idle: Notify,
-    stopping: AtomicBool,
-    stop: Notify,
-}
 
 /// A listening server; [`BoundServer::serve`] runs it.
 pub struct BoundServer {
@@ -98,14 +87,7 @@ impl BoundServer {
     pub(crate) fn new(listener: TcpListener, server: Server, hub: Arc<Hub>) -> BoundServer {
         BoundServer {
             listener,
-            state: Arc::new(ServerState {
-                server,
-                hub,
-                active: AtomicUsize::new(0),
-                idle: Notify::new(),
-                stopping: AtomicBool::new(false),
-                stop: Notify::new(),
-            }),
+            state: Arc::new(ServerState::new(server, hub)),
         }
     }
 

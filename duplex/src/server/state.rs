@@ -1,0 +1,36 @@
+//! [`ServerState`]: what a running server's accept loop and its
+//! connection tasks share.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use super::Server;
+use crate::hub::Hub;
+
+/// What the accept loop and the connection tasks share.
+pub(crate) struct ServerState {
+    pub(crate) server: Server,
+    pub(crate) hub: Arc<Hub>,
+    /// Connections being served, including those still in the handshake.
+    pub(crate) active: AtomicUsize,
+    /// Notified when the last active connection ends.
+    pub(crate) idle: Notify,
+    /// Set by `ServerHandle::shutdown`; the accept loop then stops.
+    pub(crate) stopping: AtomicBool,
+    pub(crate) stop: Notify,
+}
+
+impl ServerState {
+    pub(crate) fn new(server: Server, hub: Arc<Hub>) -> ServerState {
+        ServerState {
+            server,
+            hub,
+            active: AtomicUsize::new(0),
+            idle: Notify::new(),
+            stopping: AtomicBool::new(false),
+            stop: Notify::new(),
+        }
+    }
+}
