@@ -47,10 +47,13 @@ pub fn echo_server() -> Server {
 
 /// The default configuration without `permessage-deflate`.
 pub fn no_deflate() -> Config {
-    Config {
-        deflate: None,
-        ..Config::default()
+    #[allow(unused_mut)]
+    let mut config = Config::default();
+    #[cfg(feature = "deflate")]
+    {
+        config.deflate = None;
     }
+    config
 }
 
 /// A server running on its own task.
