@@ -25,6 +25,7 @@ use crate::close::{CloseCode, CloseFrame};
 use crate::config::Config;
 use crate::error::{ProtocolError, SendError};
 use crate::frame::{FrameHeader, OpCode};
+use crate::incoming::{check_header, IncomingFrame, IncomingMessage};
 use crate::lifecycle::{Eof, Lifecycle, State, TransportStep};
 use crate::mask::apply_mask;
 use crate::message::{Message, MessageRef, Utf8Bytes};
@@ -36,26 +37,6 @@ use crate::write_queue::WriteQueue;
 /// Payloads up to this size are copied out of the read buffer rather than
 /// shared with it.
 const COPY_PAYLOAD_MAX: usize = 256;
-
-/// The header of the frame being received, while its payload arrives.
-#[derive(Debug)]
-struct IncomingFrame {
-    header: FrameHeader,
-    len: usize,
-    /// How much of the payload is already unmasked (and, for uncompressed
-    /// text, validated).
-    seen: usize,
-    /// Whether to validate the payload as UTF-8 while it arrives.
-    validate_text: bool,
-}
-
-/// A fragmented message being reassembled.
-#[derive(Debug)]
-struct IncomingMessage {
-    text: bool,
-    compressed: bool,
-    data: BytesMut,
-}
 
 /// What one parsing step produced.
 enum Step {
@@ -472,64 +453,15 @@ impl Connection {
     }
 
     /// Checks a header against the connection's state before its payload
-    /// is read (RFC 6455 §5.1-§5.5, and the size limits).
+    /// is read (see `incoming.rs`).
     fn check_header(&self, header: FrameHeader) -> Result<IncomingFrame, ProtocolError> {
-        if header.rsv2 || header.rsv3 {
-            return Err(ProtocolError::ReservedBits);
-        }
-        if header.rsv1
-            && !(self.is_compressed() && matches!(header.opcode, OpCode::Text | OpCode::Binary))
-        {
-            return Err(ProtocolError::ReservedBits);
-        }
-        match (self.role, header.mask.is_some()) {
-            (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame),
-            (Role::Client, true) => return Err(ProtocolError::MaskedFrame),
-            _ => {}
-        }
-        if header.opcode.is_control() {
-            if header.payload_len > 125 {
-                return Err(ProtocolError::ControlFrameTooLong);
-            }
-            if !header.fin {
-                return Err(ProtocolError::FragmentedControlFrame);
-            }
-        } else {
-            match (header.opcode, &self.message) {
-                (OpCode::Continuation, None) => return Err(ProtocolError::UnexpectedContinuation),
-                (OpCode::Text | OpCode::Binary, Some(_)) => {
-                    return Err(ProtocolError::ExpectedContinuation)
-                }
-                _ => {}
-            }
-        }
-        let max_frame = self.config.max_frame_size;
-        if header.payload_len > max_frame as u64 {
-            return Err(ProtocolError::FrameTooBig {
-                len: header.payload_len,
-                max: max_frame,
-            });
-        }
-        let len = header.payload_len as usize;
-        let (text, compressed, so_far) = match (&self.message, header.opcode) {
-            (Some(m), OpCode::Continuation) => (m.text, m.compressed, m.data.len()),
-            (_, opcode) => (opcode == OpCode::Text, header.rsv1, 0),
-        };
-        // Compressed payloads are checked after inflating.
-        if !header.opcode.is_control()
-            && !compressed
-            && so_far.saturating_add(len) > self.config.max_message_size
-        {
-            return Err(ProtocolError::MessageTooBig {
-                max: self.config.max_message_size,
-            });
-        }
-        Ok(IncomingFrame {
+        check_header(
             header,
-            len,
-            seen: 0,
-            validate_text: text && !compressed && !header.opcode.is_control(),
-        })
+            self.role,
+            self.is_compressed(),
+            self.message.as_deref(),
+            &self.config,
+        )
     }
 
     fn on_control(&mut self, opcode: OpCode, payload: Bytes) -> Result<Step, ProtocolError> {

@@ -56,6 +56,7 @@ pub mod error;
 pub mod extensions;
 mod frame;
 pub mod handshake;
+mod incoming;
 pub mod lifecycle;
 mod mask;
 pub mod message;
