@@ -191,9 +191,15 @@ impl Connection {
         &self.output
     }
 
+    /// Whether the engine holds a buffer to encode frames into. An I/O
+    /// layer that pools buffers checks this before queueing messages and
+    /// lends one with [`Connection::provide_write_buffer`].
+    pub fn has_write_buffer(&self) -> bool {
+        self.output.has_buffer()
+    }
+
     /// Lends the engine an empty buffer to encode frames into, if it has
-    /// none; gives `buf` back otherwise. An I/O layer that pools buffers
-    /// calls this before queueing messages.
+    /// none; gives `buf` back otherwise.
     pub fn provide_write_buffer(&mut self, buf: BytesMut) -> Option<BytesMut> {
         if self.output.has_buffer() {
             return Some(buf);

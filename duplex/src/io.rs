@@ -87,7 +87,11 @@ pub(crate) fn feed<S>(inner: &mut Inner<S>, message: Message) -> Result<()> {
 }
 
 /// Lends the engine a pooled write buffer if it has none.
+#[inline]
 pub(crate) fn provide_write_buffer(conn: &mut Connection) {
+    if conn.has_write_buffer() {
+        return;
+    }
     if let Some(unused) = conn.provide_write_buffer(buffer_pool::take()) {
         buffer_pool::give(unused);
     }
