@@ -9,9 +9,9 @@
 # Environment:
 #   CONFORMANCE_SIDES     server | client | both (default both)
 #   CONFORMANCE_EXCLUDE   Autobahn case patterns to skip, comma-separated, e.g.
-#                         '12.*,13.*' (default empty: all 517 cases; a full
-#                         side takes about 7 min alone on 2 cores, both sides
-#                         together somewhat more than the slower one)
+#                         '12.*,13.*' (default empty: all 517 cases; on 2
+#                         cores a full side takes 7-9 min alone, both sides at
+#                         once about 10 min)
 #   CONFORMANCE_TIMEOUT   wall-clock limit per side in seconds (default 1500)
 #   CONFORMANCE_CASE_TIMEOUT  client side: limit per case in seconds (default 60)
 #   DUPLEX_BIN            binary under test (default target/release/duplex)
@@ -88,6 +88,7 @@ kill_session() {
 }
 
 # (stderr off: bash would report each job it finds killed)
+# shellcheck disable=SC2317  # called through the EXIT trap
 cleanup() {
   local sid
   for sid in "${SESSIONS[@]}"; do kill_session "$sid"; done
@@ -134,7 +135,6 @@ SERVE_ERR="$ART/duplex-serve-$STAMP.log"
 SERVER_LOG="$ART/server-suite-$STAMP.log"
 SERVER_REPORT="$ART/server-$STAMP"
 CLIENT_LOG="$ART/client-driver-$STAMP.log"
-SERVER_STARTED=0    # 1 once server-suite.sh runs
 SERVER_T0=0
 CLIENT_T0=0
 
@@ -175,7 +175,6 @@ start_server_suite() {
     "$CONF/server-suite.sh" "$SERVE_URL" duplex '*' "$SERVER_REPORT" > "$SERVER_LOG" 2>&1 < /dev/null &
   SUITE_PID=$!
   SESSIONS+=("$SUITE_PID")
-  SERVER_STARTED=1
 }
 
 # finish_server_side: after server-suite.sh ended: stop duplex serve, show the
