@@ -2,28 +2,48 @@
 # shellcheck disable=SC2317  # the install and check functions are called through step()
 # The one test command of duplex:   bash scripts/test.sh   (from the repo root)
 #
-# On a fresh Debian machine with Rust, Python 3 and Node 20 (+npm) it installs
-# what the tests need (idempotent, quiet), then runs every check in order and
-# stops at the first failing step:
+# Needs: Rust (rustc >= the workspace rust-version in Cargo.toml, with rustfmt
+# and clippy), Python >= 3.11 as python3 (websockets 17.4, pinned in
+# tests/peers/requirements.txt, requires it), Node >= 20 with npm >= 7
+# (tests/peers/package.json; lockfile v3). It checks them first and says what
+# to install, one line each. Then it installs what the tests need (idempotent,
+# quiet; apt needs root or sudo) and runs every check in order, stopping at
+# the first failing step. Step ids:
 #
-#   apt         apt packages chromium and redis-server
-#   venv        Python venv .venv-test with tests/peers/requirements.txt
-#   npm         npm ci in tests/peers
-#   autobahn    the Autobahn|Testsuite (../shared/conformance/setup.sh --reference)
-#   fmt, clippy, doc, build (release), test (release), node-tests
-#   (tests/*.test.{js,mjs}, tests/node/*.test.{js,mjs}, tests/browser/*.test.{js,mjs}),
-#   conformance (scripts/conformance.sh)
+#   apt          apt packages chromium and redis-server
+#   venv         Python venv .venv-test with tests/peers/requirements.txt
+#   npm          npm ci in tests/peers (ws, playwright-core)
+#   autobahn     the Autobahn|Testsuite (../shared/conformance/setup.sh --reference)
+#   fmt          cargo fmt --all -- --check
+#   clippy       cargo clippy --workspace --all-targets -- -D warnings (default features)
+#   features     cargo clippy --all-targets -- -D warnings for each feature set:
+#                duplex-proto: --no-default-features, --features deflate;
+#                duplex: --no-default-features, deflate, tls, redis (each alone),
+#                --all-features; the workspace with --all-features
+#                (every set runs; the step fails if any of them does)
+#   doc          RUSTDOCFLAGS='-D warnings' cargo doc --workspace --no-deps
+#   test-debug   cargo test -p duplex-proto (debug build: overflow checks on)
+#   build        cargo build --release --workspace
+#   test         cargo test --release --workspace
+#   node-tests   node --test tests/browser/*.test.mjs (headless Chromium)
+#   conformance  scripts/conformance.sh (Autobahn, server and client side at once)
+#
+# Without ../shared/conformance beside the repository (a plain clone), it says
+# so in one line and skips autobahn and conformance (listed as skipped in the
+# summary); everything else still runs. With CI=true a missing ../shared is a
+# failure.
 #
 # Exported for the tests: DUPLEX_PYTHON, DUPLEX_NODE_MODULES, DUPLEX_PEERS_DIR,
-# DUPLEX_REQUIRE_PEERS=1, DUPLEX_CHROMIUM, DUPLEX_REDIS_SERVER (and NODE_PATH).
+# DUPLEX_REQUIRE_PEERS=1, DUPLEX_CHROMIUM, DUPLEX_REDIS_SERVER, DUPLEX_BIN
+# (the release binary in cargo's target directory, unless already set) and
+# NODE_PATH.
 #
 # Environment knobs:
 #   CONFORMANCE_EXCLUDE  Autobahn case patterns to skip (default '': all 517
-#                        cases, ~7 min per side), e.g. '12.*,13.*'
+#                        cases, ~7 min per side alone), e.g. '12.*,13.*'
 #   CONFORMANCE_SIDES    server | client | both (default both)
-#   DUPLEX_TEST_SKIP     step ids to skip, comma- or space-separated: apt venv
-#                        npm autobahn fmt clippy doc build test node-tests
-#                        conformance, e.g. 'conformance' or 'clippy,doc'
+#   DUPLEX_TEST_SKIP     step ids to skip, comma- or space-separated (the ids
+#                        above), e.g. 'conformance' or 'clippy,features,doc'
 #                        (listed as skipped in the summary, never as passed)
 #
 # Ends with a summary, one line per step, and a last line `N passed, N failed`.
@@ -51,6 +71,8 @@ FAILED=0
 NOTHING_TO_RUN=0
 SKIP=",${DUPLEX_TEST_SKIP:-},"
 SKIP="${SKIP// /,}"
+NO_SHARED=","       # steps skipped because ../shared/conformance is missing
+STEP_IDS="apt venv npm autobahn fmt clippy features doc test-debug build test node-tests conformance"
 T_START=$(date +%s)
 
 summary() {
@@ -71,6 +93,11 @@ step() {
   if [[ "$SKIP" == *",$id,"* ]]; then
     echo "== $name (skipped: DUPLEX_TEST_SKIP)"
     RESULTS+=("skipped (DUPLEX_TEST_SKIP)")
+    return 0
+  fi
+  if [[ "$NO_SHARED" == *",$id,"* ]]; then
+    echo "== $name (skipped: no ../shared/conformance)"
+    RESULTS+=("skipped (no ../shared/conformance)")
     return 0
   fi
   echo "== $name"
@@ -183,15 +210,12 @@ install_autobahn() {
 # -- check steps ---------------------------------------------------------------
 
 node_tests() {
-  local files=() f
+  local files=()
   shopt -s nullglob
-  for f in tests/*.test.js tests/*.test.mjs tests/node/*.test.js tests/node/*.test.mjs \
-           tests/browser/*.test.js tests/browser/*.test.mjs; do
-    files+=("$f")
-  done
+  files=(tests/browser/*.test.mjs)
   shopt -u nullglob
   if [ "${#files[@]}" = 0 ]; then
-    echo "  no node test files (tests/node/*.test.mjs, tests/browser/*.test.mjs, tests/*.test.js): nothing to run"
+    echo "  no tests/browser/*.test.mjs: nothing to run"
     NOTHING_TO_RUN=1
     return 0
   fi
@@ -199,24 +223,133 @@ node_tests() {
   node --test "${files[@]}"
 }
 
+# the feature sets of the features step (cargo arguments)
+FEATURE_SETS=(
+  "-p duplex-proto --no-default-features"
+  "-p duplex-proto --no-default-features --features deflate"
+  "-p duplex --no-default-features"
+  "-p duplex --no-default-features --features deflate"
+  "-p duplex --no-default-features --features tls"
+  "-p duplex --no-default-features --features redis"
+  "-p duplex --all-features"
+  "--workspace --all-features"
+)
+
+# clippy on every feature set, each to the end (--keep-going), diagnostics in
+# the short format; fails when any set does
+clippy_features() {
+  local set rc out n_err n_warn failed=0 results=()
+  for set in "${FEATURE_SETS[@]}"; do
+    echo "  cargo clippy $set --all-targets --keep-going -- -D warnings"
+    # shellcheck disable=SC2086  # $set is a list of arguments
+    out="$(cargo clippy $set --all-targets --keep-going --message-format short -- -D warnings 2>&1)"
+    rc=$?
+    printf '%s\n' "$out" | grep -vE '^ *(Compiling|Checking|Blocking|Finished|Downloading|Downloaded|Updating|Locking) ' | sed 's/^/  | /'
+    n_err="$(printf '%s\n' "$out" | grep -cE '^[^ ]+:[0-9]+:[0-9]+: error')"
+    n_warn="$(printf '%s\n' "$out" | grep -cE '^[^ ]+:[0-9]+:[0-9]+: warning')"
+    if [ "$rc" = 0 ]; then
+      results+=("    ok      $set")
+    else
+      failed=$((failed + 1))
+      results+=("    FAILED  $set ($n_err errors, $n_warn warnings; exit $rc)")
+    fi
+  done
+  echo "  feature sets:"
+  printf '%s\n' "${results[@]}"
+  if [ "$failed" != 0 ]; then
+    echo "  $failed of ${#FEATURE_SETS[@]} feature sets failed"
+    return 1
+  fi
+}
+
 # -- run -----------------------------------------------------------------------
 
 echo "duplex test run: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cores, CI=${CI:-}"
+for id in ${SKIP//,/ }; do
+  [[ " $STEP_IDS " == *" $id "* ]] || echo "test.sh: DUPLEX_TEST_SKIP names an unknown step '$id' (steps: $STEP_IDS)"
+done
 if [ ! -d "$SHARED_DIR/conformance" ]; then
-  echo "test.sh: ../shared/conformance is missing: the shared/ folder must sit beside the repository ($ROOT/../shared)"
-  NAMES+=("prerequisites: ../shared beside the repository"); RESULTS+=("FAILED"); FAILED=1
-  summary
-  exit 1
-fi
-SHARED_DIR="$(cd "$SHARED_DIR" && pwd)"
-for tool in cargo python3 node npm; do
-  if ! command -v "$tool" >/dev/null 2>&1; then
-    echo "test.sh: '$tool' is not on PATH"
-    NAMES+=("prerequisites: $tool on PATH"); RESULTS+=("FAILED"); FAILED=1
+  if [ "${CI:-}" = true ]; then
+    echo "test.sh: ../shared/conformance is missing: the shared/ folder must sit beside the repository ($ROOT/../shared)"
+    NAMES+=("prerequisites: ../shared beside the repository"); RESULTS+=("FAILED"); FAILED=1
     summary
     exit 1
   fi
-done
+  echo "test.sh: no ../shared/conformance beside the repository (the Autobahn suite): skipping the steps autobahn and conformance"
+  NO_SHARED=",autobahn,conformance,"
+else
+  SHARED_DIR="$(cd "$SHARED_DIR" && pwd)"
+fi
+
+# -- prerequisites: tools and their versions, one line per problem ------------
+
+# ver_ge A B: version A >= version B
+ver_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
+# runs STEP...: true when any of these steps will run
+runs() {
+  local id
+  for id in "$@"; do
+    [[ "$SKIP" == *",$id,"* || "$NO_SHARED" == *",$id,"* ]] || return 0
+  done
+  return 1
+}
+PROBLEMS=()
+problem() { echo "test.sh: $*"; PROBLEMS+=("$*"); }
+
+RUST_MIN="$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' Cargo.toml | head -n1)"
+PY_MIN=3.11     # Requires-Python of websockets 17.4 (tests/peers/requirements.txt; also setup.sh's reference venv)
+NODE_MIN=20     # engines of tests/peers/package.json and of playwright-core
+NPM_MIN=7       # tests/peers/package-lock.json is lockfileVersion 3
+VERSIONS=()
+
+if ! command -v cargo >/dev/null 2>&1 || ! command -v "${RUSTC:-rustc}" >/dev/null 2>&1; then
+  problem "Rust is not installed (cargo and rustc on PATH): install Rust >= $RUST_MIN with rustup (https://rustup.rs)"
+else
+  v="$("${RUSTC:-rustc}" --version | awk '{print $2}')"
+  VERSIONS+=("rustc $v (>= $RUST_MIN)")
+  if ! ver_ge "${v%%-*}" "$RUST_MIN"; then
+    problem "rustc $v is older than the workspace rust-version $RUST_MIN: run 'rustup update stable' (or install Rust >= $RUST_MIN)"
+  fi
+  if runs fmt && ! cargo fmt --version >/dev/null 2>&1; then
+    problem "cargo fmt is missing: run 'rustup component add rustfmt'"
+  fi
+  if runs clippy features && ! cargo clippy --version >/dev/null 2>&1; then
+    problem "cargo clippy is missing: run 'rustup component add clippy'"
+  fi
+fi
+if runs venv autobahn test conformance; then
+  if ! command -v python3 >/dev/null 2>&1; then
+    problem "python3 is not on PATH: install Python >= $PY_MIN (websockets 17.4 needs it; Debian: apt-get install python3 python3-venv)"
+  else
+    v="$(python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')"
+    VERSIONS+=("python3 $v (>= $PY_MIN)")
+    ver_ge "$v" "$PY_MIN" || problem "python3 is $v, older than $PY_MIN (websockets 17.4, pinned in tests/peers/requirements.txt, requires Python >= $PY_MIN): install Python >= $PY_MIN as python3"
+  fi
+fi
+if runs npm node-tests test; then
+  if ! command -v node >/dev/null 2>&1; then
+    problem "node is not on PATH: install Node.js >= $NODE_MIN with npm (Debian 13: apt-get install nodejs npm; or nvm install $NODE_MIN)"
+  else
+    v="$(node --version)"; v="${v#v}"
+    VERSIONS+=("node $v (>= $NODE_MIN)")
+    ver_ge "$v" "$NODE_MIN" || problem "node is $v, older than $NODE_MIN (tests/peers/package.json, playwright-core): install Node.js >= $NODE_MIN with npm (or nvm install $NODE_MIN)"
+  fi
+fi
+if runs npm; then
+  if ! command -v npm >/dev/null 2>&1; then
+    problem "npm is not on PATH: install npm >= $NPM_MIN (it comes with Node.js >= $NODE_MIN; Debian: apt-get install npm)"
+  else
+    v="$(npm --version 2>/dev/null)"
+    VERSIONS+=("npm $v (>= $NPM_MIN)")
+    ver_ge "$v" "$NPM_MIN" || problem "npm is $v, older than $NPM_MIN (tests/peers/package-lock.json is lockfile v3): install a newer npm ('npm install -g npm' or Node.js >= $NODE_MIN)"
+  fi
+fi
+if [ "${#PROBLEMS[@]}" != 0 ]; then
+  NAMES+=("prerequisites: tool versions"); RESULTS+=("FAILED (${#PROBLEMS[@]} problem(s), see above)"); FAILED=1
+  summary
+  exit 1
+fi
+(IFS=,; echo "prerequisites: ${VERSIONS[*]}" | sed 's/,/, /g')
 
 step apt "install chromium, redis-server (apt-get)" install_apt
 step venv "install .venv-test (tests/peers/requirements.txt)" install_venv
@@ -230,24 +363,33 @@ export DUPLEX_REQUIRE_PEERS=1
 export DUPLEX_CHROMIUM=/usr/bin/chromium
 DUPLEX_REDIS_SERVER="$(command -v redis-server || echo /usr/bin/redis-server)"
 export DUPLEX_REDIS_SERVER
+if [ -z "${DUPLEX_BIN:-}" ]; then
+  # cargo's target directory (CARGO_TARGET_DIR or build.target-dir when set)
+  TARGET_DIR="$(cargo metadata --no-deps --format-version 1 2>/dev/null \
+    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+  DUPLEX_BIN="${TARGET_DIR:-$ROOT/target}/release/duplex"
+fi
+export DUPLEX_BIN
 export NODE_PATH="$DUPLEX_NODE_MODULES${NODE_PATH:+:$NODE_PATH}"
 export CONFORMANCE_EXCLUDE="${CONFORMANCE_EXCLUDE-}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 echo "== environment"
 for v in DUPLEX_PYTHON DUPLEX_NODE_MODULES DUPLEX_PEERS_DIR DUPLEX_REQUIRE_PEERS DUPLEX_CHROMIUM \
-         DUPLEX_REDIS_SERVER CONFORMANCE_EXCLUDE; do
+         DUPLEX_REDIS_SERVER DUPLEX_BIN CONFORMANCE_EXCLUDE; do
   echo "  $v=${!v}"
 done
 
 step fmt "cargo fmt --all -- --check" cargo fmt --all -- --check
 step clippy "cargo clippy --workspace --all-targets -- -D warnings" \
   cargo clippy --workspace --all-targets -- -D warnings
+step features "cargo clippy --all-targets -D warnings, ${#FEATURE_SETS[@]} feature sets" clippy_features
 step doc "RUSTDOCFLAGS='-D warnings' cargo doc --workspace --no-deps" \
   env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+step test-debug "cargo test -p duplex-proto (debug: overflow checks)" cargo test -p duplex-proto
 step build "cargo build --release --workspace" cargo build --release --workspace
 step test "cargo test --release --workspace" cargo test --release --workspace
-step node-tests "node --test tests/{,node/,browser/}*.test.{js,mjs}" node_tests
-step conformance "scripts/conformance.sh (Autobahn, server and client)" bash "$ROOT/scripts/conformance.sh"
+step node-tests "node --test tests/browser/*.test.mjs" node_tests
+step conformance "scripts/conformance.sh (Autobahn, both sides at once)" bash "$ROOT/scripts/conformance.sh"
 
 summary
 exit 0
