@@ -227,11 +227,11 @@ node_tests() {
 FEATURE_SETS=(
   "-p duplex-proto --no-default-features"
   "-p duplex-proto --no-default-features --features deflate"
-  "-p duplex --no-default-features"
-  "-p duplex --no-default-features --features deflate"
-  "-p duplex --no-default-features --features tls"
-  "-p duplex --no-default-features --features redis"
-  "-p duplex --all-features"
+  "-p duplex-ws --no-default-features"
+  "-p duplex-ws --no-default-features --features deflate"
+  "-p duplex-ws --no-default-features --features tls"
+  "-p duplex-ws --no-default-features --features redis"
+  "-p duplex-ws --all-features"
   "--workspace --all-features"
 )
 

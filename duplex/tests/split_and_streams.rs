@@ -55,12 +55,12 @@ async fn split_halves_work_from_different_tasks() {
 /// Message `i` of the burst: text or binary, sizes from 0 to ~100 KB so
 /// that many messages span several reads.
 fn burst_message(i: usize) -> Message {
-    let size = if i % 10 == 0 {
+    let size = if i.is_multiple_of(10) {
         100_000 + i
     } else {
         (i * 37) % 3000
     };
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         Message::binary(binary_of(size, i as u64))
     } else {
         let mut text = format!("#{i}:");
@@ -116,7 +116,7 @@ async fn receive_burst_with_select(config: Config) {
                     None => break,
                 },
                 _ = tokio::time::sleep(Duration::from_micros(100)) => timer_won += 1,
-                _ = std::future::ready(()), if iteration % 3 == 0 => ready_won += 1,
+                _ = std::future::ready(()), if iteration.is_multiple_of(3) => ready_won += 1,
             }
         }
     })

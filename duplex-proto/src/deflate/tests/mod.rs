@@ -96,7 +96,7 @@ fn sample(seed: u64, len: usize) -> Vec<u8> {
         let r = next();
         let run = (r >> 8) as usize % 300 + 1;
         match r % 3 {
-            0 => data.extend(std::iter::repeat(r as u8).take(run)),
+            0 => data.extend(std::iter::repeat_n(r as u8, run)),
             1 if !data.is_empty() => {
                 let from = (r >> 20) as usize % data.len();
                 let n = run.min(data.len() - from);

@@ -130,15 +130,15 @@ pub fn inflate(data: &[u8]) -> Option<(Vec<u8>, usize)> {
                             16 => {
                                 let prev = *lengths.last()?;
                                 let n = 3 + bits.bits(2)?;
-                                lengths.extend(std::iter::repeat(prev).take(n as usize));
+                                lengths.extend(std::iter::repeat_n(prev, n as usize));
                             }
                             17 => {
                                 let n = 3 + bits.bits(3)?;
-                                lengths.extend(std::iter::repeat(0).take(n as usize));
+                                lengths.extend(std::iter::repeat_n(0, n as usize));
                             }
                             _ => {
                                 let n = 11 + bits.bits(7)?;
-                                lengths.extend(std::iter::repeat(0).take(n as usize));
+                                lengths.extend(std::iter::repeat_n(0, n as usize));
                             }
                         }
                     }
