@@ -14,8 +14,10 @@
 //! was written.
 //!
 //! On a protocol error, `next_message` returns the error and has already
-//! queued a close frame with the matching code; the caller flushes the
-//! output and closes the transport.
+//! queued a close frame with the matching code. Once the connection is
+//! closed or failed, [`Connection::transport_step`] says what to do with
+//! the transport (write out the output, shut down, drain), by RFC 6455
+//! §7.1.1.
 
 use std::sync::Arc;
 

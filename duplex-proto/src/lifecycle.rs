@@ -103,8 +103,8 @@ impl Lifecycle {
         }
     }
 
-    /// The peer's close frame arrived (after ours, or before the echo that
-    /// the engine queues right away).
+    /// The peer's close frame arrived (after ours, or after the echo the
+    /// engine queued for it).
     pub(crate) fn close_received(&mut self) {
         if self.can_receive() {
             *self = Lifecycle::Closed(Ending::default());

@@ -25,6 +25,10 @@ use crate::session::Session;
 use crate::signals::Signals;
 use crate::websocket::WebSocket;
 
+/// Connection ids, unique in the process: rooms key their members by it,
+/// and one registry may serve several hubs.
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
 /// What a server's connections share, whoever accepted them: engine
 /// settings, rooms, queue limits and counters, keepalive, session ids, and
 /// the open connections a shutdown closes.
@@ -68,7 +72,6 @@ pub struct Hub {
     queue_limits: QueueLimits,
     keepalive: Option<KeepAlive>,
     stats: Arc<QueueStats>,
-    next_id: AtomicU64,
     open: Mutex<HashMap<u64, Weak<Signals>>>,
     shutting_down: AtomicBool,
 }
@@ -97,7 +100,6 @@ impl Hub {
             queue_limits: QueueLimits::default(),
             keepalive: None,
             stats: Arc::new(QueueStats::default()),
-            next_id: AtomicU64::new(1),
             open: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
         }
@@ -176,7 +178,7 @@ impl Hub {
         if let Some(keepalive) = self.keepalive {
             ws.set_keepalive(Some(keepalive));
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let signals = ws.signals();
         self.open().insert(id, Arc::downgrade(&signals));
         if self.shutting_down.load(Ordering::SeqCst) {
@@ -218,8 +220,8 @@ impl Hub {
     }
 
     /// Closes every attached connection with 1001 (going away), and every
-    /// connection attached from now on. Each one's task finishes the
-    /// close handshake.
+    /// connection attached from now on: a hub that was shut down stays
+    /// shut down. Each connection's task finishes the close handshake.
     pub fn shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
         let open: Vec<Arc<Signals>> = self.open().values().filter_map(Weak::upgrade).collect();
@@ -247,7 +249,7 @@ pub struct Attached {
 }
 
 impl Attached {
-    /// The connection's id, unique in its hub (its session's id).
+    /// The connection's id, unique in the process (its session's id).
     pub fn id(&self) -> u64 {
         self.id
     }

@@ -193,6 +193,9 @@ pub(crate) fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
                         .conn
                         .send(Message::Ping(Bytes::from_static(KEEPALIVE_PAYLOAD)));
                     let _ = flush_inner(inner, &mut write_cx);
+                    // Poll the timer once more, so that it is armed (with
+                    // our waker) for the answer's deadline.
+                    continue;
                 }
                 Poll::Ready(KeepAliveAction::GiveUp) => {
                     inner.keepalive = None;

@@ -80,7 +80,7 @@
 //! | feature | default | what |
 //! | --- | --- | --- |
 //! | `deflate` | on | `permessage-deflate` (RFC 7692), negotiated the way browsers offer it |
-//! | `tls` | on | `wss://` for server and client with rustls ([`tls`], [`ReadAhead`]) |
+//! | `tls` | on | `wss://` for server and client with rustls (the `tls` module, `ReadAhead`) |
 //! | `redis` | off | reserved for the Redis backplane of rooms across processes |
 //!
 //! The `duplex` command (crate `duplex-cli`) turns on what it uses.

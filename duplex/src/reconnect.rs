@@ -129,20 +129,22 @@ pub enum ClientEvent {
     },
 }
 
-struct Outbox {
-    queue: Mutex<OutboxState>,
+/// Messages waiting for a connection: sent as soon as one is up, kept
+/// across reconnects.
+struct Backlog {
+    queue: Mutex<BacklogState>,
     notify: Notify,
     limit: usize,
 }
 
 #[derive(Default)]
-struct OutboxState {
+struct BacklogState {
     messages: VecDeque<Message>,
     closing: bool,
 }
 
-impl Outbox {
-    fn lock(&self) -> std::sync::MutexGuard<'_, OutboxState> {
+impl Backlog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BacklogState> {
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -151,7 +153,7 @@ type ConnectHook = Arc<dyn Fn() -> Vec<Message> + Send + Sync>;
 
 /// A client connection that comes back by itself. See the module docs.
 pub struct ReconnectingClient {
-    outbox: Arc<Outbox>,
+    backlog: Arc<Backlog>,
     events: mpsc::UnboundedReceiver<ClientEvent>,
 }
 
@@ -168,37 +170,37 @@ impl ReconnectingClient {
         policy: ReconnectPolicy,
         on_connect: Option<ConnectHook>,
     ) -> ReconnectingClient {
-        let outbox = Arc::new(Outbox {
-            queue: Mutex::new(OutboxState::default()),
+        let backlog = Arc::new(Backlog {
+            queue: Mutex::new(BacklogState::default()),
             notify: Notify::new(),
             limit: policy.queue_limit,
         });
         let (tx, events) = mpsc::unbounded_channel();
-        tokio::spawn(run(builder, policy, on_connect, outbox.clone(), tx));
-        ReconnectingClient { outbox, events }
+        tokio::spawn(run(builder, policy, on_connect, backlog.clone(), tx));
+        ReconnectingClient { backlog, events }
     }
 
     /// Queues a message; it is sent now if connected, or after the next
     /// reconnect.
     pub fn send(&self, message: impl Into<Message>) -> Result<()> {
-        let mut state = self.outbox.lock();
+        let mut state = self.backlog.lock();
         if state.closing {
             return Err(Error::Closed);
         }
-        if state.messages.len() >= self.outbox.limit {
+        if state.messages.len() >= self.backlog.limit {
             return Err(Error::QueueFull);
         }
         state.messages.push_back(message.into());
         drop(state);
-        self.outbox.notify.notify_one();
+        self.backlog.notify.notify_one();
         Ok(())
     }
 
     /// Sends what is queued, closes normally and stops reconnecting; the
     /// last event is [`ClientEvent::Stopped`].
     pub fn close(&self) {
-        self.outbox.lock().closing = true;
-        self.outbox.notify.notify_one();
+        self.backlog.lock().closing = true;
+        self.backlog.notify.notify_one();
     }
 
     /// The next event; `None` after [`ClientEvent::Stopped`].
@@ -211,14 +213,14 @@ async fn run(
     builder: ClientBuilder,
     policy: ReconnectPolicy,
     on_connect: Option<ConnectHook>,
-    outbox: Arc<Outbox>,
+    backlog: Arc<Backlog>,
     events: mpsc::UnboundedSender<ClientEvent>,
 ) {
     let mut failures = 0u32;
     // Waits since the last successful connection: the first is `initial`.
     let mut retries = 0u32;
     let gave_up = loop {
-        if outbox.lock().closing && outbox.lock().messages.is_empty() {
+        if backlog.lock().closing && backlog.lock().messages.is_empty() {
             break false;
         }
         match builder.connect().await {
@@ -227,7 +229,7 @@ async fn run(
                 failures = 0;
                 retries = 0;
                 let hello = on_connect.as_ref().map(|hook| hook()).unwrap_or_default();
-                let (code, error, stop) = serve(ws, hello, &outbox, &events).await;
+                let (code, error, stop) = serve(ws, hello, &backlog, &events).await;
                 let _ = events.send(ClientEvent::Disconnected { code, error });
                 if stop {
                     break false;
@@ -243,7 +245,7 @@ async fn run(
                 }
             }
         }
-        if outbox.lock().closing {
+        if backlog.lock().closing {
             break false;
         }
         retries += 1;
@@ -253,8 +255,8 @@ async fn run(
         // A close request cuts the wait short.
         let wait_closing = async {
             loop {
-                outbox.notify.notified().await;
-                if outbox.lock().closing {
+                backlog.notify.notified().await;
+                if backlog.lock().closing {
                     break;
                 }
             }
@@ -267,7 +269,7 @@ async fn run(
     // Refuse later sends under the same lock that empties the queue, so no
     // message can slip in after it and be lost.
     let undelivered = {
-        let mut state = outbox.lock();
+        let mut state = backlog.lock();
         state.closing = true;
         state.messages.drain(..).collect()
     };
@@ -282,7 +284,7 @@ async fn run(
 async fn serve(
     mut ws: ClientSocket,
     hello: Vec<Message>,
-    outbox: &Outbox,
+    backlog: &Backlog,
     events: &mpsc::UnboundedSender<ClientEvent>,
 ) -> (CloseCode, Option<String>, bool) {
     for message in hello {
@@ -292,7 +294,7 @@ async fn serve(
     }
     loop {
         // Write what is queued; messages leave the queue only once written.
-        let batch: Vec<Message> = outbox.lock().messages.iter().cloned().collect();
+        let batch: Vec<Message> = backlog.lock().messages.iter().cloned().collect();
         if !batch.is_empty() {
             for message in &batch {
                 if ws.feed(message.clone()).is_err() {
@@ -301,14 +303,14 @@ async fn serve(
             }
             match ws.flush().await {
                 Ok(()) => {
-                    let mut state = outbox.lock();
+                    let mut state = backlog.lock();
                     let n = batch.len().min(state.messages.len());
                     state.messages.drain(..n);
                 }
                 Err(e) => return (ws.close_code(), Some(e.to_string()), false),
             }
         }
-        if outbox.lock().closing {
+        if backlog.lock().closing {
             let _ = ws.close(Some(CloseFrame::new(CloseCode::Normal, ""))).await;
             return (ws.close_code(), None, true);
         }
@@ -325,7 +327,7 @@ async fn serve(
                 }
                 None => return (ws.close_code(), None, false),
             },
-            _ = outbox.notify.notified() => {}
+            _ = backlog.notify.notified() => {}
         }
     }
 }

@@ -42,7 +42,11 @@ pub struct UpgradeRequest {
 }
 
 impl UpgradeRequest {
-    pub(crate) fn new(request: Request, params: Params, remote_addr: Option<SocketAddr>) -> Self {
+    /// A request from its parsed head, the route parameters its path
+    /// matched, and the peer's address: for an acceptor other than
+    /// [`Server`](crate::Server) that hands connections to a
+    /// [`Hub`](crate::Hub).
+    pub fn new(request: Request, params: Params, remote_addr: Option<SocketAddr>) -> Self {
         UpgradeRequest {
             request,
             params,

@@ -96,7 +96,7 @@ impl Session {
         }
     }
 
-    /// A number unique among the connections of this session's hub.
+    /// A number unique among the connections of this process.
     pub fn id(&self) -> u64 {
         self.inner.id
     }

@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use duplex_proto::{CloseCode, CloseFrame, Config, Connection, Message, MessageRef, Outbox, Role};
+use duplex_proto::{
+    CloseCode, CloseFrame, Config, Connection, Message, MessageRef, Outbox, Role, State,
+};
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -103,8 +105,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         Self::from_parts(stream, Connection::new(role, config), &[])
     }
 
-    pub(crate) fn set_protocol(&mut self, protocol: Option<String>) {
+    /// Records the subprotocol the handshake agreed on (what
+    /// [`handshake::server::accept`](duplex_proto::handshake::server::accept)
+    /// returned), for [`WebSocket::protocol`] and a handler's
+    /// [`Session::protocol`](crate::Session::protocol). duplex's own server
+    /// and client do this themselves.
+    pub fn set_protocol(&mut self, protocol: Option<String>) {
         self.protocol = protocol;
+    }
+
+    /// Where the connection is in its life: open, closing, closed, failed
+    /// or finished.
+    pub fn state(&self) -> State {
+        self.inner.conn.state()
     }
 
     /// Lets the socket wake this connection once a large frame is all

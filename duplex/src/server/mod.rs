@@ -101,6 +101,37 @@ pub(crate) enum Route {
 /// server.serve().await
 /// # }
 /// ```
+///
+/// A whole round trip on a free port of 127.0.0.1, and a graceful stop:
+///
+/// ```
+/// use duplex::{Message, Server};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> duplex::Result<()> {
+/// let server = Server::new()
+///     .route("/echo", |mut ws, _req| async move {
+///         while let Some(Ok(message)) = ws.recv().await {
+///             if message.is_data() && ws.send(message).await.is_err() {
+///                 break;
+///             }
+///         }
+///     })
+///     .bind("127.0.0.1:0")
+///     .await?;
+/// let url = format!("ws://{}/echo", server.local_addr());
+/// let handle = server.handle();
+/// let serving = tokio::spawn(server.serve());
+///
+/// let mut ws = duplex::connect(&url).await?;
+/// ws.send("hi").await?;
+/// assert_eq!(ws.recv().await.unwrap()?, Message::text("hi"));
+/// ws.close(None).await?;
+///
+/// handle.shutdown();
+/// serving.await.expect("the server task")?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Server {
     pub(crate) routes: Vec<(Pattern, Route)>,
@@ -256,7 +287,8 @@ impl Server {
     /// this builder's [`config`](Self::config), [`rooms`](Self::rooms),
     /// [`queue_limits`](Self::queue_limits) and
     /// [`keepalive`](Self::keepalive). Stopping the server shuts the hub
-    /// down, closing every connection in it.
+    /// down for good ([`Hub::shutdown`]), closing every connection in it,
+    /// also those other acceptors attach later.
     pub fn hub(mut self, hub: Arc<Hub>) -> Self {
         self.hub = Some(hub);
         self

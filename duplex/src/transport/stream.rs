@@ -17,9 +17,11 @@ pub enum MaybeTlsStream {
     Plain(TcpStream),
     /// TLS as a client (`wss://`).
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     ClientTls(Box<tokio_rustls::client::TlsStream<ReadAhead<TcpStream>>>),
     /// TLS as a server (`wss://`).
     #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
     ServerTls(Box<tokio_rustls::server::TlsStream<ReadAhead<TcpStream>>>),
 }
 
