@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// single-threaded runtime).
     #[arg(long)]
     threads: Option<usize>,
+    /// The most simultaneous connections; more get HTTP 503 (default: the
+    /// open-file limit less a reserve of 5%, at least 16).
+    #[arg(long)]
+    max_connections: Option<usize>,
     /// Largest message accepted, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     max_message_size: usize,
@@ -65,6 +69,9 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         .handler("/chat/{room}", Relay::for_request)
         .http("/healthz", |_| HttpResponse::text(200, "ok"))
         .http("/", |_| HttpResponse::html(CHAT_PAGE));
+    if let Some(max) = args.max_connections {
+        server = server.max_connections(max);
+    }
     if let Some(secs) = args.keepalive {
         let every = std::time::Duration::from_secs_f64(secs);
         server = server.keepalive(every, every);

@@ -109,6 +109,7 @@ mod split;
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
 mod transport;
+mod warn_limit;
 mod websocket;
 
 pub use client::{connect, ClientBuilder, ClientSocket, Target};

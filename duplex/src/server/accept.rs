@@ -18,6 +18,7 @@ use super::{BoxFuture, Route, Server, ServerSocket, SocketRoute, UpgradeDecision
 use crate::hub::{Attached, Hub};
 use crate::request::UpgradeRequest;
 use crate::transport::MaybeTlsStream;
+use crate::warn_limit::RateLimited;
 use crate::websocket::WebSocket;
 
 /// Runs one connection: the handshake phase in a boxed future that is freed
@@ -62,11 +63,14 @@ struct Upgraded {
 async fn establish(state: &Arc<ServerState>, tcp: TcpStream, addr: SocketAddr) -> Option<Upgraded> {
     let server = &state.server;
     let _ = tcp.set_nodelay(true);
-    let over_limit = state.active.load(Ordering::SeqCst) > server.max_connections;
+    let over_limit = state.active.load(Ordering::SeqCst) > state.max_connections;
     let stream = match tokio::time::timeout(server.handshake_timeout, secure(server, tcp)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
-            tracing::warn!("TLS handshake with {addr} failed: {e}");
+            static TLS_FAILED: RateLimited = RateLimited::new();
+            TLS_FAILED.warn(|left_out| {
+                tracing::warn!("TLS handshake with {addr} failed: {e} ({left_out} more not logged)")
+            });
             return None;
         }
         Err(_) => return None,
@@ -199,6 +203,20 @@ async fn upgrade<S: AsyncWrite + Unpin>(
         .await
         .map_err(|_| None)?;
     Ok((accepted.connection, accepted.protocol))
+}
+
+/// Tells a client accepted with the spare descriptor that the server is
+/// full: its request is read briefly (closing on unread data would reset
+/// the connection before the answer is read), then 503 and close.
+pub(crate) async fn refuse_full(mut tcp: TcpStream) {
+    let mut request = [0u8; 2048];
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        tcp.read(&mut request),
+    )
+    .await;
+    let error = HandshakeError::new(503, "out of file descriptors: too many connections");
+    respond(&mut tcp, &hs::reject_response(&error)).await;
 }
 
 /// Writes a response that ends the connection, then closes it.

@@ -26,6 +26,7 @@
 //! ```
 
 mod accept;
+mod fd_limit;
 mod response;
 mod running;
 mod state;
@@ -138,7 +139,8 @@ pub struct Server {
     config: Config,
     pub(crate) limits: HandshakeLimits,
     pub(crate) handshake_timeout: Duration,
-    pub(crate) max_connections: usize,
+    /// `None`: derived from the descriptor limit when the server starts.
+    max_connections: Option<usize>,
     queue_limits: QueueLimits,
     pub(crate) shutdown_grace: Duration,
     pub(crate) upgrade_hook: Option<UpgradeHook>,
@@ -165,7 +167,7 @@ impl Server {
             config: Config::default(),
             limits: HandshakeLimits::default(),
             handshake_timeout: Duration::from_secs(10),
-            max_connections: 100_000,
+            max_connections: None,
             queue_limits: QueueLimits::default(),
             shutdown_grace: Duration::from_secs(3),
             upgrade_hook: None,
@@ -248,9 +250,13 @@ impl Server {
         self
     }
 
-    /// The most simultaneous connections; more are answered with 503.
+    /// The most simultaneous connections (handshakes included); more are
+    /// answered with 503. The default is the process's soft descriptor
+    /// limit (`RLIMIT_NOFILE`) less a reserve of 5% (at least 16) for
+    /// everything else the process opens, so that the limit itself is
+    /// never reached by clients; 100,000 where the limit is unknown.
     pub fn max_connections(mut self, max: usize) -> Self {
-        self.max_connections = max;
+        self.max_connections = Some(max);
         self
     }
 
@@ -335,6 +341,9 @@ impl Server {
     /// Serves on an existing listener.
     pub fn listen(self, listener: TcpListener) -> BoundServer {
         let hub = self.make_hub();
-        BoundServer::new(listener, self, hub)
+        let max_connections = self
+            .max_connections
+            .unwrap_or_else(fd_limit::default_max_connections);
+        BoundServer::new(listener, self, hub, max_connections)
     }
 }

@@ -4,16 +4,19 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 
-use super::accept::handle_connection;
+use futures_util::FutureExt;
+
+use super::accept::{handle_connection, refuse_full};
+use super::fd_limit::{is_out_of_descriptors, FIRST_ACCEPT_BACKOFF, MAX_ACCEPT_BACKOFF};
 use super::state::ServerState;
 use super::Server;
 use crate::error::Result;
 use crate::hub::Hub;
 use crate::queue::QueueStats;
+use crate::warn_limit::RateLimited;
 
 /// A listening server; [`BoundServer::serve`] runs it.
 pub struct BoundServer {
@@ -84,11 +87,22 @@ impl ServerHandle {
 }
 
 impl BoundServer {
-    pub(crate) fn new(listener: TcpListener, server: Server, hub: Arc<Hub>) -> BoundServer {
+    pub(crate) fn new(
+        listener: TcpListener,
+        server: Server,
+        hub: Arc<Hub>,
+        max_connections: usize,
+    ) -> BoundServer {
         BoundServer {
             listener,
-            state: Arc::new(ServerState::new(server, hub)),
+            state: Arc::new(ServerState::new(server, hub, max_connections)),
         }
+    }
+
+    /// The connection cap in force (set, or derived from the descriptor
+    /// limit).
+    pub fn max_connections(&self) -> usize {
+        self.state.max_connections
     }
 
     /// The address the server listens on.
@@ -109,6 +123,7 @@ impl BoundServer {
     /// every connection with 1001 and returns.
     pub async fn serve(self) -> Result<()> {
         let state = self.state;
+        let mut backoff = FIRST_ACCEPT_BACKOFF;
         loop {
             if state.stopping.load(Ordering::SeqCst) {
                 break;
@@ -116,6 +131,7 @@ impl BoundServer {
             tokio::select! {
                 accepted = self.listener.accept() => match accepted {
                     Ok((tcp, addr)) => {
+                        backoff = FIRST_ACCEPT_BACKOFF;
                         state.active.fetch_add(1, Ordering::SeqCst);
                         let state = state.clone();
                         tokio::spawn(async move {
@@ -125,9 +141,21 @@ impl BoundServer {
                         });
                     }
                     Err(e) => {
-                        // Out of file descriptors and the like: keep serving.
-                        tracing::warn!("accept failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        // Out of file descriptors and the like: keep serving,
+                        // answer one waiting client with the spare descriptor,
+                        // and back off while the error lasts.
+                        static ACCEPT_FAILED: RateLimited = RateLimited::new();
+                        ACCEPT_FAILED.warn(|left_out| {
+                            tracing::warn!("accept failed: {e} ({left_out} more not logged)")
+                        });
+                        let refused = is_out_of_descriptors(&e)
+                            && refuse_one_with_the_spare(&self.listener, &state);
+                        tokio::time::sleep(backoff).await;
+                        // A client was answered: the queue moves, no need
+                        // to wait longer for the next.
+                        if !refused {
+                            backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                        }
                     }
                 },
                 _ = state.stop.notified() => {}
@@ -147,6 +175,43 @@ impl BoundServer {
         })
         .await;
         Ok(())
+    }
+}
+
+/// Lets the spare descriptor go to accept one waiting client and answer it
+/// 503; the descriptor is taken back into reserve once that client is
+/// gone. Returns whether a client was answered.
+fn refuse_one_with_the_spare(listener: &TcpListener, state: &Arc<ServerState>) -> bool {
+    let released = state
+        .spare
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .release();
+    let accepted = match released {
+        true => listener.accept().now_or_never(),
+        false => None,
+    };
+    let state = state.clone();
+    match accepted {
+        Some(Ok((tcp, _))) => {
+            tokio::spawn(async move {
+                refuse_full(tcp).await;
+                state
+                    .spare
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .restore();
+            });
+            true
+        }
+        _ => {
+            state
+                .spare
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .restore();
+            false
+        }
     }
 }
 

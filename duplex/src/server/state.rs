@@ -2,10 +2,11 @@
 //! connection tasks share.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
+use super::fd_limit::Spare;
 use super::Server;
 use crate::hub::Hub;
 
@@ -13,6 +14,10 @@ use crate::hub::Hub;
 pub(crate) struct ServerState {
     pub(crate) server: Server,
     pub(crate) hub: Arc<Hub>,
+    /// The connection cap, resolved when the server started.
+    pub(crate) max_connections: usize,
+    /// A descriptor in reserve, to answer 503 when none is left.
+    pub(crate) spare: Mutex<Spare>,
     /// Connections being served, including those still in the handshake.
     pub(crate) active: AtomicUsize,
     /// Notified when the last active connection ends.
@@ -23,10 +28,12 @@ pub(crate) struct ServerState {
 }
 
 impl ServerState {
-    pub(crate) fn new(server: Server, hub: Arc<Hub>) -> ServerState {
+    pub(crate) fn new(server: Server, hub: Arc<Hub>, max_connections: usize) -> ServerState {
         ServerState {
             server,
             hub,
+            max_connections,
+            spare: Mutex::new(Spare::new()),
             active: AtomicUsize::new(0),
             idle: Notify::new(),
             stopping: AtomicBool::new(false),
