@@ -9,8 +9,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The descriptor limit the server runs under.
@@ -19,18 +18,10 @@ const FD_LIMIT: usize = 64;
 /// How long one client may wait for its answer: a hanging client fails.
 const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 
-/// A server process, killed when dropped.
+/// A server process (killed when dropped) and its address.
 struct Serve {
-    child: Child,
+    process: common::Process,
     addr: String,
-    stderr: mpsc::Receiver<String>,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn serve(extra: &str) -> Serve {
@@ -53,8 +44,7 @@ fn serve(extra: &str) -> Serve {
         .expect("the listening line");
     Serve {
         addr: common::listening_addr(&line),
-        child,
-        stderr,
+        process: common::Process { child, stderr },
     }
 }
 
@@ -158,6 +148,7 @@ fn out_of_descriptors_still_answers_503_without_a_flood_of_warnings() {
     drop(open);
     recovers(&server.addr);
     let warnings: Vec<String> = server
+        .process
         .stderr
         .try_iter()
         .filter(|l| l.contains("accept failed"))

@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use duplex::{CloseCode, Message};
@@ -13,19 +12,7 @@ use duplex::{CloseCode, Message};
 /// The bound of one waiting step.
 const STEP: Duration = Duration::from_secs(10);
 
-/// A child process killed when dropped (a failing test leaves nothing
-/// behind).
-struct Process {
-    child: Child,
-    stderr: mpsc::Receiver<String>,
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::Process;
 
 impl Process {
     /// What the process wrote to stderr so far.

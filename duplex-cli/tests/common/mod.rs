@@ -8,6 +8,20 @@ use std::process::{Child, Command, ExitStatus};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// A child process with its stderr lines, killed and reaped when dropped
+/// (a failing test leaves nothing behind).
+pub struct Process {
+    pub child: Child,
+    pub stderr: mpsc::Receiver<String>,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Forwards the lines of `from` to a channel, on a thread.
 pub fn lines_of(from: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
