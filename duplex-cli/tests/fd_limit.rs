@@ -9,7 +9,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The descriptor limit the server runs under.
@@ -25,27 +25,16 @@ struct Serve {
 }
 
 fn serve(extra: &str) -> Serve {
-    let mut child = Command::new("sh")
+    let mut command = Command::new("sh");
+    command
         .arg("-c")
         .arg(format!(
             "ulimit -n {FD_LIMIT} && exec \"$0\" serve --listen 127.0.0.1:0 {extra}"
         ))
         .arg(env!("CARGO_BIN_EXE_duplex"))
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start duplex serve");
-    let stdout = common::lines_of(child.stdout.take().unwrap());
-    let stderr = common::lines_of(child.stderr.take().unwrap());
-    let line = stdout
-        .recv_timeout(Duration::from_secs(10))
-        .expect("the listening line");
-    Serve {
-        addr: common::listening_addr(&line),
-        process: common::Process { child, stderr },
-    }
+        .env("RUST_LOG", "warn");
+    let (process, addr) = common::start_serve(command, Duration::from_secs(10));
+    Serve { process, addr }
 }
 
 /// Sends `request` and reads the status of the answer; `None` when no

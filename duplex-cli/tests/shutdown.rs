@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use duplex::{CloseCode, Message};
@@ -35,24 +35,9 @@ impl Process {
 /// Starts `duplex serve --listen 127.0.0.1:0` and returns it with its
 /// address, from the `listening on ws://...` line.
 fn serve() -> (Process, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_duplex"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start duplex serve");
-    let stdout = common::lines_of(child.stdout.take().unwrap());
-    let stderr = common::lines_of(child.stderr.take().unwrap());
-    let process = Process { child, stderr };
-    let line = stdout.recv_timeout(STEP).unwrap_or_else(|e| {
-        panic!(
-            "no `listening on` line ({e}); stderr:\n{}",
-            process.stderr()
-        )
-    });
-    let addr = common::listening_addr(&line);
-    (process, addr)
+    let mut command = Command::new(env!("CARGO_BIN_EXE_duplex"));
+    command.args(["serve", "--listen", "127.0.0.1:0"]);
+    common::start_serve(command, STEP)
 }
 
 fn sigterm(process: &Process) {

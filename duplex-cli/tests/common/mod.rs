@@ -22,6 +22,30 @@ impl Drop for Process {
     }
 }
 
+/// Spawns `command` (a `duplex serve --listen 127.0.0.1:0`, possibly
+/// wrapped) with its output piped, and waits at most `limit` for its
+/// `listening on ws://...` line; returns the process and its address.
+pub fn start_serve(mut command: Command, limit: Duration) -> (Process, String) {
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start duplex serve");
+    let stdout = lines_of(child.stdout.take().unwrap());
+    let stderr = lines_of(child.stderr.take().unwrap());
+    let process = Process { child, stderr };
+    let line = stdout.recv_timeout(limit).unwrap_or_else(|e| {
+        let stderr: Vec<String> = process.stderr.try_iter().collect();
+        panic!(
+            "no `listening on` line ({e}); stderr:\n{}",
+            stderr.join("\n")
+        )
+    });
+    let addr = listening_addr(&line);
+    (process, addr)
+}
+
 /// Forwards the lines of `from` to a channel, on a thread.
 pub fn lines_of(from: impl Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
