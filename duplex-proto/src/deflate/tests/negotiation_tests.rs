@@ -15,6 +15,17 @@ fn negotiate(config: &DeflateConfig, header: &str) -> Option<String> {
         .map(|p| p.to_header_value())
 }
 
+/// Each offer of `table` is accepted with exactly its answer.
+fn assert_server_answers(config: &DeflateConfig, table: &[(&str, &str)]) {
+    for (offer, answer) in table {
+        assert_eq!(
+            negotiate(config, offer).as_deref(),
+            Some(*answer),
+            "offer {offer:?}"
+        );
+    }
+}
+
 // ---- negotiation: server ----------------------------------------------
 
 #[test]
@@ -64,13 +75,7 @@ fn server_accepts_common_client_offers() {
             "permessage-deflate; server_max_window_bits=15",
         ),
     ];
-    for (offer, answer) in table {
-        assert_eq!(
-            negotiate(&config, offer).as_deref(),
-            Some(answer),
-            "offer {offer:?}"
-        );
-    }
+    assert_server_answers(&config, &table);
 }
 
 #[test]
@@ -124,13 +129,7 @@ fn server_applies_its_own_config() {
             "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; client_max_window_bits=8",
         ),
     ];
-    for (offer, answer) in table {
-        assert_eq!(
-            negotiate(&config, offer).as_deref(),
-            Some(answer),
-            "offer {offer:?}"
-        );
-    }
+    assert_server_answers(&config, &table);
 }
 
 #[test]
