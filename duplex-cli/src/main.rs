@@ -5,6 +5,7 @@
 
 mod bench;
 mod connect;
+mod memory_release;
 mod serve;
 
 use std::process::ExitCode;
@@ -54,11 +55,13 @@ fn main() -> ExitCode {
     let runtime = if threads <= 1 {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
+            .on_thread_park(memory_release::collect_if_asked)
             .build()
     } else {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .enable_all()
+            .on_thread_park(memory_release::collect_if_asked)
             .build()
     };
     let runtime = match runtime {

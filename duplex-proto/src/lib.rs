@@ -41,7 +41,7 @@
 //!
 //! | feature | default | what |
 //! | --- | --- | --- |
-//! | `deflate` | on | `permessage-deflate` (RFC 7692), with `flate2` on zlib-rs |
+//! | `deflate` | on | `permessage-deflate` (RFC 7692), with zlib-rs |
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

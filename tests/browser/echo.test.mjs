@@ -152,6 +152,10 @@ function assertBattery(result, label) {
   assert.deepEqual(failed.map((c) => `${c.name}: ${c.detail}`), [], `${label}: failed checks`);
   assert.ok(result.checks.length >= 15, `${label}: only ${result.checks.length} checks ran`);
   assert.match(result.extensions ?? '', /permessage-deflate/, `${label}: ws.extensions is ${JSON.stringify(result.extensions)}`);
+  // The server's default memory policy answers without context takeover;
+  // Chromium must take that answer and still compress.
+  assert.match(result.extensions, /server_no_context_takeover/, `${label}: ${result.extensions}`);
+  assert.match(result.extensions, /client_no_context_takeover/, `${label}: ${result.extensions}`);
 }
 
 test('echo over ws:// from Chromium', { timeout: 60000 }, async (t) => {

@@ -4,8 +4,9 @@
 use std::fmt;
 
 use bytes::BytesMut;
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use zlib_rs::{Deflate, DeflateFlush, Inflate, InflateFlush, Status};
 
+use super::pool::{self, CompressorSettings};
 use super::{DeflateConfig, DeflateParams, MAX_WINDOW_BITS, MIN_ZLIB_WINDOW_BITS};
 use crate::role::Role;
 
@@ -47,31 +48,40 @@ impl fmt::Display for DeflateError {
 
 impl std::error::Error for DeflateError {}
 
-/// Per-connection compressor and decompressor, created once
-/// permessage-deflate is negotiated.
+/// Per-connection compression state, created once permessage-deflate is
+/// negotiated.
 ///
-/// The zlib states are allocated on first use (an idle or receive-only
-/// connection does not pay for a compressor) and then reused, reset in
-/// place when no-context-takeover asks for it, so the steady state does not
-/// allocate beyond growing the caller's buffers.
+/// Where this side compresses with context takeover, its compressor is
+/// created on first use (an idle or receive-only connection does not pay
+/// for one) and kept, sized by the agreed window and
+/// [`DeflateConfig::mem_level`]; the same for the decompressor when the
+/// peer compresses with context takeover. A direction without context
+/// takeover borrows its zlib state from a per-thread pool for one message
+/// and holds none in between (see the `pool` module docs for the figures),
+/// so the steady state allocates nothing beyond growing the caller's
+/// buffers.
 ///
 /// After an error from [`decompress`](Self::decompress) the connection is
 /// expected to fail; the decompressor is reset so no state leaks into
 /// another message, but with context takeover the peer's later messages
 /// would no longer decode.
-#[derive(Debug)]
 pub struct PerMessageDeflate {
-    level: Compression,
     min_size: usize,
-    /// Our compressor's window (9..=15).
-    compress_window_bits: u8,
-    /// Our no-context-takeover: reset the compressor after each message.
+    /// What our compressor is built with (window 9..=15).
+    compressor_settings: CompressorSettings,
+    /// Our decompressor's window when the peer keeps context (the window
+    /// we agreed the peer compresses with, at least 9).
+    decompress_window_bits: u8,
+    /// Our no-context-takeover: the compressor is pooled, not kept.
     compress_reset: bool,
-    /// The peer's no-context-takeover: reset the decompressor after each
-    /// message.
+    /// The peer's no-context-takeover: the decompressor is pooled, held
+    /// only while a message is in progress.
     decompress_reset: bool,
-    pub(super) compressor: Option<Compress>,
-    pub(super) decompressor: Option<Decompress>,
+    /// Our compressor, when kept (context takeover).
+    pub(super) compressor: Option<Deflate>,
+    /// Our decompressor: kept with the peer's context takeover, otherwise
+    /// lent by the pool between a message's first frame and its last.
+    pub(super) decompressor: Option<Inflate>,
     /// Bytes decompressed so far for the current message (its tail in the
     /// caller's buffer is our window when a final block forces a restart).
     message_len: usize,
@@ -80,27 +90,47 @@ pub struct PerMessageDeflate {
     after_final_block: bool,
 }
 
+impl fmt::Debug for PerMessageDeflate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PerMessageDeflate")
+            .field("compressor_settings", &self.compressor_settings)
+            .field("decompress_window_bits", &self.decompress_window_bits)
+            .field("compress_reset", &self.compress_reset)
+            .field("decompress_reset", &self.decompress_reset)
+            .field("holds_compressor", &self.compressor.is_some())
+            .field("holds_decompressor", &self.decompressor.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 impl PerMessageDeflate {
     /// A codec for `role` with the negotiated `params`; `config` supplies
-    /// the compression level and minimum size.
+    /// the compression level, memory level and minimum size.
     pub fn new(role: Role, params: DeflateParams, config: &DeflateConfig) -> Self {
-        let (our_bits, our_reset, peer_reset) = match role {
+        let (our_bits, peer_bits, our_reset, peer_reset) = match role {
             Role::Server => (
                 params.server_max_window_bits,
+                params.client_max_window_bits,
                 params.server_no_context_takeover,
                 params.client_no_context_takeover,
             ),
             Role::Client => (
                 params.client_max_window_bits,
+                params.server_max_window_bits,
                 params.client_no_context_takeover,
                 params.server_no_context_takeover,
             ),
         };
         PerMessageDeflate {
-            level: Compression::new(config.compression_level.min(9)),
             min_size: config.min_size,
-            // An agreed 8 is compressed with 9; see the module docs.
-            compress_window_bits: our_bits.clamp(MIN_ZLIB_WINDOW_BITS, MAX_WINDOW_BITS),
+            compressor_settings: CompressorSettings {
+                level: config.compression_level.min(9) as u8,
+                // An agreed 8 is compressed with 9; see the module docs.
+                window_bits: our_bits.clamp(MIN_ZLIB_WINDOW_BITS, MAX_WINDOW_BITS),
+                mem_level: config.mem_level.clamp(1, 9),
+            },
+            // A peer that agreed to 8 may compress with 9 (zlib does).
+            decompress_window_bits: peer_bits.clamp(MIN_ZLIB_WINDOW_BITS, MAX_WINDOW_BITS),
             compress_reset: our_reset,
             decompress_reset: peer_reset,
             compressor: None,
@@ -124,12 +154,14 @@ impl PerMessageDeflate {
     /// for the next message. An empty payload becomes the single byte `00`
     /// (RFC 7692 §7.2.3.6).
     pub fn compress(&mut self, payload: &[u8], out: &mut BytesMut) {
-        let (level, window_bits) = (self.level, self.compress_window_bits);
-        let compressor = self
-            .compressor
-            .get_or_insert_with(|| Compress::new_with_window_bits(level, false, window_bits));
+        let settings = self.compressor_settings;
+        let mut compressor = match self.compressor.take() {
+            Some(kept) => kept,
+            None if self.compress_reset => pool::take_compressor(settings),
+            None => settings.new_compressor(),
+        };
         let start = out.len();
-        if !deflate_sync(compressor, payload, out) {
+        if !deflate_sync(&mut compressor, payload, out) {
             // zlib reports errors only for a broken stream state, never for
             // data; should it happen anyway, start a fresh stream and send
             // the payload in stored blocks, which any receiver decodes.
@@ -147,7 +179,9 @@ impl PerMessageDeflate {
             out.extend_from_slice(&[0x00]);
         }
         if self.compress_reset {
-            compressor.reset();
+            pool::give_back_compressor(settings, compressor);
+        } else {
+            self.compressor = Some(compressor);
         }
     }
 
@@ -182,17 +216,23 @@ impl PerMessageDeflate {
         if fin && result.is_ok() {
             result = self.inflate(&TAIL, true, out, limit);
         }
-        if let Some(decompressor) = self.decompressor.as_mut() {
-            if fin && result.is_ok() && self.after_final_block && !self.decompress_reset {
+        if fin && result.is_ok() && self.after_final_block && !self.decompress_reset {
+            if let Some(decompressor) = self.decompressor.as_mut() {
                 // The stream ended with this message; keep its window for
                 // the next message (context takeover).
                 result = restart_stream(decompressor, out, self.message_len);
             }
-            if result.is_err() || (fin && self.decompress_reset) {
-                decompressor.reset(false);
-            }
         }
         if result.is_err() || fin {
+            if self.decompress_reset {
+                if let Some(lent) = self.decompressor.take() {
+                    pool::give_back_decompressor(lent);
+                }
+            } else if result.is_err() {
+                if let Some(kept) = self.decompressor.as_mut() {
+                    kept.reset(false);
+                }
+            }
             self.message_len = 0;
             self.after_final_block = false;
         }
@@ -213,9 +253,14 @@ impl PerMessageDeflate {
             // part of any stream.
             return Ok(());
         }
-        let decompressor = self
-            .decompressor
-            .get_or_insert_with(|| Decompress::new_with_window_bits(false, MAX_WINDOW_BITS));
+        let (reset, window_bits) = (self.decompress_reset, self.decompress_window_bits);
+        let decompressor = self.decompressor.get_or_insert_with(|| {
+            if reset {
+                pool::take_decompressor()
+            } else {
+                pool::new_decompressor(window_bits)
+            }
+        });
         let mut chunk_size = input
             .len()
             .saturating_mul(4)
@@ -235,13 +280,16 @@ impl PerMessageDeflate {
             let chunk = chunk_size.min((limit - len).saturating_add(1));
             out.resize(len + chunk, 0);
             let (before_in, before_out) = (decompressor.total_in(), decompressor.total_out());
-            let status = decompressor.decompress(input, &mut out[len..], FlushDecompress::None);
+            let status = decompressor.decompress(input, &mut out[len..], InflateFlush::NoFlush);
             let consumed = (decompressor.total_in() - before_in) as usize;
             let produced = (decompressor.total_out() - before_out) as usize;
             out.truncate(len + produced);
             input = &input[consumed..];
             self.message_len += produced;
-            let status = status.map_err(|e| DeflateError::Corrupt(e.to_string()))?;
+            let status = status.map_err(|error| {
+                let reason = decompressor.error_message().unwrap_or(error.as_str());
+                DeflateError::Corrupt(reason.to_string())
+            })?;
             if out.len() > limit {
                 return Err(DeflateError::TooBig);
             }
@@ -266,7 +314,7 @@ impl PerMessageDeflate {
 
 /// Compresses `input` with a sync flush, appending to `out`; false if zlib
 /// failed or stalled.
-fn deflate_sync(compressor: &mut Compress, mut input: &[u8], out: &mut BytesMut) -> bool {
+fn deflate_sync(compressor: &mut Deflate, mut input: &[u8], out: &mut BytesMut) -> bool {
     loop {
         let len = out.len();
         // Enough for incompressible input plus block headers in one go,
@@ -274,7 +322,7 @@ fn deflate_sync(compressor: &mut Compress, mut input: &[u8], out: &mut BytesMut)
         let chunk = (input.len() + input.len() / 1024 + 64).min(COMPRESS_CHUNK);
         out.resize(len + chunk, 0);
         let (before_in, before_out) = (compressor.total_in(), compressor.total_out());
-        let status = compressor.compress(input, &mut out[len..], FlushCompress::Sync);
+        let status = compressor.compress(input, &mut out[len..], DeflateFlush::SyncFlush);
         let consumed = (compressor.total_in() - before_in) as usize;
         let produced = (compressor.total_out() - before_out) as usize;
         out.truncate(len + produced);
@@ -311,7 +359,7 @@ pub(super) fn write_stored(payload: &[u8], out: &mut BytesMut) {
 /// last (up to 32 KiB) bytes this message produced so back-references keep
 /// working.
 fn restart_stream(
-    decompressor: &mut Decompress,
+    decompressor: &mut Inflate,
     out: &BytesMut,
     message_len: usize,
 ) -> Result<(), DeflateError> {
@@ -320,7 +368,7 @@ fn restart_stream(
     if window > 0 {
         decompressor
             .set_dictionary(&out[out.len() - window..])
-            .map_err(|e| DeflateError::Corrupt(e.to_string()))?;
+            .map_err(|error| DeflateError::Corrupt(error.as_str().to_string()))?;
     }
     Ok(())
 }

@@ -39,7 +39,7 @@
 //! ## Window sizes and zlib
 //!
 //! RFC 7692 allows LZ77 windows of 2^8 to 2^15 bytes, but zlib (and so
-//! `flate2`) cannot compress raw deflate with a 2^8 window. When the peer
+//! zlib-rs) cannot compress raw deflate with a 2^8 window. When the peer
 //! asks our compressor for 8 bits we compress with 9: zlib never emits a
 //! distance longer than the window minus 262 bytes, which for a 512-byte
 //! window is 250, so the stream is valid for a 256-byte window and we can
@@ -49,9 +49,10 @@
 
 mod codec;
 mod negotiation;
+mod pool;
 
 pub use codec::{DeflateError, PerMessageDeflate};
-pub use negotiation::{DeflateConfig, DeflateNegotiationError, DeflateParams};
+pub use negotiation::{DeflateConfig, DeflateMemory, DeflateNegotiationError, DeflateParams};
 
 /// The extension's registered name (RFC 7692 §7).
 pub const EXTENSION_NAME: &str = "permessage-deflate";

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::deflate::codec::{write_stored, DECOMPRESS_CHUNK};
+use crate::deflate::pool;
 
 // ---- RFC 7692 §7.2.3 examples -----------------------------------------
 
@@ -277,8 +278,9 @@ fn should_compress_uses_min_size() {
 }
 
 #[test]
-fn codecs_are_created_lazily_and_reused() {
-    let (mut server, mut client) = pair(params(true, true, 12, 10), 6);
+fn kept_states_are_created_lazily_and_reused() {
+    // Context takeover both ways: each side keeps what it has used.
+    let (mut server, mut client) = pair(params(false, false, 12, 10), 6);
     assert!(server.compressor.is_none() && server.decompressor.is_none());
     let wire = compress(&mut server, b"some text, some text");
     assert!(server.compressor.is_some() && server.decompressor.is_none());
@@ -287,4 +289,100 @@ fn codecs_are_created_lazily_and_reused() {
         b"some text, some text"
     );
     assert!(client.compressor.is_none() && client.decompressor.is_some());
+}
+
+#[test]
+fn states_without_context_takeover_are_lent_per_message() {
+    // Each test runs on its own thread, so the pool starts empty.
+    assert_eq!(pool::idle_counts(), (0, 0));
+    let (mut server, mut client) = pair(params(true, true, 15, 15), 6);
+    let wire = compress(&mut server, b"some text, some text");
+    assert!(server.compressor.is_none(), "given back after the message");
+    assert_eq!(pool::idle_counts(), (1, 0));
+
+    // A fragmented message holds its decompressor until the last frame.
+    let mut out = BytesMut::new();
+    client
+        .decompress(&wire[..4], false, &mut out, 1 << 20)
+        .unwrap();
+    assert!(client.decompressor.is_some());
+    client
+        .decompress(&wire[4..], true, &mut out, 1 << 20)
+        .unwrap();
+    assert_eq!(&out[..], b"some text, some text");
+    assert!(client.decompressor.is_none());
+    assert_eq!(pool::idle_counts(), (1, 1));
+
+    // The client's compressor comes from the same pool as the server's
+    // (same settings): still one idle compressor afterwards.
+    let wire = compress(&mut client, b"reply, reply, reply");
+    assert_eq!(pool::idle_counts(), (1, 1));
+    assert_eq!(
+        decompress(&mut server, &[&wire]).unwrap(),
+        b"reply, reply, reply"
+    );
+    assert!(server.decompressor.is_none());
+
+    // A corrupt message gives the lent decompressor back too, reset: the
+    // next message decodes.
+    let mut out = BytesMut::new();
+    assert!(server
+        .decompress(&[0xff; 8], true, &mut out, 1 << 20)
+        .is_err());
+    assert!(server.decompressor.is_none());
+    assert_eq!(
+        decompress(&mut server, &[&wire]).unwrap(),
+        b"reply, reply, reply"
+    );
+}
+
+#[test]
+fn many_messages_in_progress_borrow_at_most_what_they_need() {
+    // Ten connections, each mid-way through a fragmented message, borrow
+    // ten decompressors; afterwards the pool keeps only a few.
+    let (mut server, _) = pair(params(true, true, 15, 15), 6);
+    let wire = compress(&mut server, b"0123456789 0123456789 0123456789");
+    let mut receivers: Vec<_> = (0..10)
+        .map(|_| pair(params(true, true, 15, 15), 6).1)
+        .collect();
+    let mut outs: Vec<BytesMut> = (0..10).map(|_| BytesMut::new()).collect();
+    for (rx, out) in receivers.iter_mut().zip(&mut outs) {
+        rx.decompress(&wire[..3], false, out, 1 << 20).unwrap();
+    }
+    for (rx, out) in receivers.iter_mut().zip(&mut outs) {
+        rx.decompress(&wire[3..], true, out, 1 << 20).unwrap();
+        assert_eq!(&out[..], b"0123456789 0123456789 0123456789");
+    }
+    let (_, idle_decompressors) = pool::idle_counts();
+    assert!(
+        (1..=4).contains(&idle_decompressors),
+        "{idle_decompressors}"
+    );
+}
+
+#[test]
+fn memory_level_is_validated_and_used() {
+    for mem_level in [0, 10] {
+        let config = DeflateConfig {
+            mem_level,
+            ..DeflateConfig::default()
+        };
+        assert!(config.validate().is_err(), "{mem_level}");
+    }
+    for mem_level in 1..=9 {
+        let config = DeflateConfig {
+            mem_level,
+            min_size: 0,
+            memory: DeflateMemory::PerConnection,
+            ..DeflateConfig::default()
+        };
+        let mut server = PerMessageDeflate::new(Role::Server, params(false, false, 9, 15), &config);
+        let mut client = PerMessageDeflate::new(Role::Client, params(false, false, 9, 15), &config);
+        let text = b"memory level memory level memory level".repeat(50);
+        for _ in 0..3 {
+            let wire = compress(&mut server, &text);
+            assert!(wire.len() < text.len() / 4, "level {mem_level}");
+            assert_eq!(decompress(&mut client, &[&wire]).unwrap(), text);
+        }
+    }
 }

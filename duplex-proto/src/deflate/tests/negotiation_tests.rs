@@ -26,11 +26,57 @@ fn assert_server_answers(config: &DeflateConfig, table: &[(&str, &str)]) {
     }
 }
 
+/// A server that grants context takeover: its answers echo the offers.
+fn per_connection() -> DeflateConfig {
+    DeflateConfig {
+        memory: DeflateMemory::PerConnection,
+        ..DeflateConfig::default()
+    }
+}
+
 // ---- negotiation: server ----------------------------------------------
 
 #[test]
+fn shared_memory_answers_without_context_takeover() {
+    // The default: whatever the offer, both sides reset per message, and
+    // the windows are still agreed as offered.
+    let both = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+    let table = [
+        // Chrome, Firefox, Safari; Node ws; Python websockets (default).
+        (
+            "permessage-deflate; client_max_window_bits",
+            format!("{both}; server_max_window_bits=15"),
+        ),
+        (
+            "permessage-deflate",
+            format!("{both}; server_max_window_bits=15"),
+        ),
+        (
+            "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
+            format!("{both}; server_max_window_bits=12; client_max_window_bits=12"),
+        ),
+        (
+            "permessage-deflate; client_no_context_takeover; server_max_window_bits=8",
+            format!("{both}; server_max_window_bits=8"),
+        ),
+        (both, format!("{both}; server_max_window_bits=15")),
+    ];
+    let table: Vec<(&str, &str)> = table.iter().map(|(o, a)| (*o, a.as_str())).collect();
+    assert_server_answers(&DeflateConfig::default(), &table);
+    // A client with default settings accepts that answer.
+    let answer = negotiate(
+        &DeflateConfig::default(),
+        "permessage-deflate; client_max_window_bits",
+    );
+    let agreed = DeflateConfig::default()
+        .client_accept(&offers(&answer.unwrap()))
+        .unwrap();
+    assert_eq!(agreed, Some(params(true, true, 15, 15)));
+}
+
+#[test]
 fn server_accepts_common_client_offers() {
-    let config = DeflateConfig::default();
+    let config = per_connection();
     let table = [
         // Chrome, Firefox, Safari; Node ws; Python websockets (default).
         (
@@ -80,7 +126,7 @@ fn server_accepts_common_client_offers() {
 
 #[test]
 fn server_params_match_the_answer() {
-    let config = DeflateConfig::default();
+    let config = per_connection();
     let p = config
         .server_negotiate(&offers(
             "permessage-deflate; server_max_window_bits=8; client_max_window_bits=10",
@@ -134,7 +180,7 @@ fn server_applies_its_own_config() {
 
 #[test]
 fn server_declines_invalid_offers_and_takes_the_next() {
-    let config = DeflateConfig::default();
+    let config = per_connection();
     let invalid = [
         "permessage-deflate; server_max_window_bits",
         "permessage-deflate; server_max_window_bits=7",
