@@ -53,9 +53,31 @@ pub struct ServeArgs {
     /// open-file limit less a reserve of 5%, at least 16).
     #[arg(long)]
     max_connections: Option<usize>,
-    /// Largest message accepted, in bytes.
-    #[arg(long, default_value_t = 64 << 20)]
+    /// Largest message accepted, in bytes (suffixes K, M, G: powers of
+    /// 1024); a longer one closes the connection with 1009.
+    #[arg(long, default_value = "16M", value_parser = parse_size)]
     max_message_size: usize,
+    /// The most payload all connections together may buffer (suffixes K,
+    /// M, G): beyond it an incoming message closes its connection with
+    /// 1009 and an outgoing one is handled like a full queue.
+    #[arg(long, default_value = "512M", value_parser = parse_size)]
+    memory_budget: usize,
+}
+
+/// A size in bytes, with an optional K, M or G suffix (powers of 1024).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let (digits, shift) = match text.trim().to_ascii_uppercase() {
+        t if t.ends_with('G') => (t[..t.len() - 1].to_string(), 30),
+        t if t.ends_with('M') => (t[..t.len() - 1].to_string(), 20),
+        t if t.ends_with('K') => (t[..t.len() - 1].to_string(), 10),
+        t => (t, 0),
+    };
+    let number: usize = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (a number, optionally with K, M or G)"))?;
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text} is too large"))
 }
 
 /// `--compression-memory`: [`DeflateMemory`] on the command line.
@@ -93,11 +115,10 @@ impl ServeArgs {
 
 pub async fn run(args: ServeArgs) -> Result<(), String> {
     let config = Config {
-        max_message_size: args.max_message_size,
-        max_frame_size: args.max_message_size,
         deflate: args.deflate(),
         ..Config::default()
-    };
+    }
+    .with_max_message_size(args.max_message_size);
     let mut server = Server::new()
         .config(config)
         // The request is not needed: drop it before the connection's
@@ -106,6 +127,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         .handler("/chat/{room}", Relay::for_request)
         .http("/healthz", |_| HttpResponse::text(200, "ok"))
         .http("/", |_| HttpResponse::html(CHAT_PAGE));
+    server = server.memory_budget(args.memory_budget);
     if let Some(max) = args.max_connections {
         server = server.max_connections(max);
     }

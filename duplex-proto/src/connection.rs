@@ -182,6 +182,19 @@ impl Connection {
             .map_or(0, |frame| frame.len.saturating_sub(self.input.len()))
     }
 
+    /// Memory held for messages not yet returned: the read buffer's
+    /// allocation (a frame still arriving, frames not yet parsed, room for
+    /// the rest) and a fragmented message being assembled. What a memory
+    /// budget counts: capacity rather than length, because a buffer that
+    /// grows by doubling can hold twice what has arrived.
+    pub fn buffered_incoming(&self) -> usize {
+        self.input.capacity()
+            + self
+                .message
+                .as_ref()
+                .map_or(0, |message| message.data.capacity())
+    }
+
     /// The bytes waiting to be written. Write them and call
     /// [`Buf::advance`] with how many were written.
     pub fn output(&mut self) -> &mut WriteQueue {
@@ -388,9 +401,14 @@ impl Connection {
         Ok(lent)
     }
 
-    /// Fails the connection: queue a close frame with the error's code
-    /// (unless one was sent already) and stop reading.
-    fn fail(&mut self, error: &ProtocolError) {
+    /// Fails the connection (RFC 6455 §7.1.7): queues a close frame with
+    /// the error's code (unless one was sent already), forgets what was
+    /// received and not yet returned, and reads nothing more.
+    ///
+    /// The engine calls it on every protocol error; an I/O layer calls it
+    /// for limits only it can see, such as a server-wide memory budget
+    /// ([`ProtocolError::OverMemoryBudget`]).
+    pub fn fail(&mut self, error: &ProtocolError) {
         if self.life.can_send() {
             let frame = CloseFrame::new(error.close_code(), error.to_string());
             self.queue_close(Some(&frame));
@@ -399,11 +417,13 @@ impl Connection {
         self.drop_input();
     }
 
-    /// Forgets what was received and not parsed: nothing more is read.
+    /// Forgets what was received and not parsed: nothing more is read, so
+    /// the read buffer's memory goes too (a connection failed for a large
+    /// message must not keep it through the close handshake).
     fn drop_input(&mut self) {
         self.frame = None;
         self.message = None;
-        self.input.clear();
+        self.input = BytesMut::new();
     }
 
     fn step(&mut self) -> Result<Step, ProtocolError> {

@@ -49,6 +49,11 @@ pub enum ProtocolError {
     },
     /// Compressed data that does not inflate.
     CompressionError(String),
+    /// The message does not fit in what the server may buffer for all
+    /// its connections together (its memory budget), though it is within
+    /// the per-message limit. Raised by the I/O layer through
+    /// [`Connection::fail`](crate::Connection::fail).
+    OverMemoryBudget,
 }
 
 impl ProtocolError {
@@ -56,9 +61,9 @@ impl ProtocolError {
     pub fn close_code(&self) -> CloseCode {
         match self {
             ProtocolError::InvalidUtf8 => CloseCode::InvalidData,
-            ProtocolError::FrameTooBig { .. } | ProtocolError::MessageTooBig { .. } => {
-                CloseCode::TooBig
-            }
+            ProtocolError::FrameTooBig { .. }
+            | ProtocolError::MessageTooBig { .. }
+            | ProtocolError::OverMemoryBudget => CloseCode::TooBig,
             _ => CloseCode::Protocol,
         }
     }
@@ -92,6 +97,9 @@ impl std::fmt::Display for ProtocolError {
                 write!(f, "message exceeds the limit of {max} bytes")
             }
             ProtocolError::CompressionError(why) => write!(f, "compressed data is invalid: {why}"),
+            ProtocolError::OverMemoryBudget => {
+                f.write_str("message does not fit in the server's memory budget")
+            }
         }
     }
 }

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, Weak};
 use duplex_proto::{CloseCode, CloseFrame, Config};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::budget::{MemoryBudget, Reservation};
 use crate::drive::drive;
 use crate::handler::Handler;
 use crate::keepalive::KeepAlive;
@@ -72,6 +73,7 @@ pub struct Hub {
     queue_limits: QueueLimits,
     keepalive: Option<KeepAlive>,
     stats: Arc<QueueStats>,
+    budget: Arc<MemoryBudget>,
     open: Mutex<HashMap<u64, Weak<Signals>>>,
     shutting_down: AtomicBool,
 }
@@ -100,6 +102,7 @@ impl Hub {
             queue_limits: QueueLimits::default(),
             keepalive: None,
             stats: Arc::new(QueueStats::default()),
+            budget: Arc::new(MemoryBudget::default()),
             open: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
         }
@@ -123,6 +126,19 @@ impl Hub {
     pub fn with_queue_limits(mut self, limits: QueueLimits) -> Hub {
         self.queue_limits = limits;
         self
+    }
+
+    /// The memory budget that all attached connections and the queues of
+    /// their sessions share (default [`DEFAULT_MEMORY_BUDGET`](crate::DEFAULT_MEMORY_BUDGET), 512 MiB); pass the
+    /// same budget to several hubs to bound them together.
+    pub fn with_memory_budget(mut self, budget: Arc<MemoryBudget>) -> Hub {
+        self.budget = budget;
+        self
+    }
+
+    /// The memory budget, with its counters of what it refused.
+    pub fn memory_budget(&self) -> &Arc<MemoryBudget> {
+        &self.budget
     }
 
     /// Keepalive for every attached connection (see
@@ -178,6 +194,7 @@ impl Hub {
         if let Some(keepalive) = self.keepalive {
             ws.set_keepalive(Some(keepalive));
         }
+        ws.set_memory_budget(Some(self.budget.clone()));
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let signals = ws.signals();
         self.open().insert(id, Arc::downgrade(&signals));
@@ -215,7 +232,8 @@ impl Hub {
         request: UpgradeRequest,
         protocol: Option<String>,
     ) -> Session {
-        let queue = SendQueue::new(self.queue_limits, self.stats.clone());
+        let queue = SendQueue::new(self.queue_limits, self.stats.clone())
+            .with_budget(Reservation::new(self.budget.clone()));
         Session::new(id, self.rooms.clone(), request, queue, protocol)
     }
 

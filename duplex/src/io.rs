@@ -19,15 +19,19 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use duplex_proto::{CloseCode, CloseFrame, Connection, Eof, Message, State, TransportStep};
+use duplex_proto::{
+    CloseCode, CloseFrame, Connection, Eof, Message, ProtocolError, State, TransportStep,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
 
+use crate::budget::{Direction, Reservation};
 use crate::error::{Error, Result};
 use crate::keepalive::{KeepAliveAction, KeepAliveTimer, KEEPALIVE_PAYLOAD};
 use crate::read_buffer::ReadBuffer;
 use crate::signals::Link;
 use crate::transport::buffer_pool;
+use crate::warn_limit::RateLimited;
 
 /// Output above this many bytes makes `poll_ready` flush first
 /// (backpressure for `Sink` users and `feed`).
@@ -49,6 +53,9 @@ pub(crate) struct Inner<S> {
     /// should stay small.
     pub(crate) keepalive: Option<Box<KeepAliveTimer>>,
     read_buffer: ReadBuffer,
+    /// What this connection holds of its hub's memory budget (boxed: none
+    /// on clients, and idle connections should stay small).
+    pub(crate) budget: Option<Box<Reservation>>,
     /// Sizes socket wake-ups by the frame being received (plain TCP).
     #[cfg(unix)]
     pub(crate) low_water: Option<crate::transport::low_water::LowWater>,
@@ -64,9 +71,33 @@ impl<S> Inner<S> {
             deadline: None,
             keepalive: None,
             read_buffer: ReadBuffer::default(),
+            budget: None,
             #[cfg(unix)]
             low_water: None,
         }
+    }
+
+    /// Counts what the engine holds for incoming messages against the
+    /// memory budget; a message that does not fit fails the connection
+    /// with 1009 before any of it reaches the application.
+    #[inline]
+    pub(crate) fn account_incoming(&mut self) {
+        let Some(budget) = &mut self.budget else {
+            return;
+        };
+        if budget.hold(Direction::Incoming, self.conn.buffered_incoming()) {
+            return;
+        }
+        let error = ProtocolError::OverMemoryBudget;
+        self.conn.fail(&error);
+        budget.clear(Direction::Incoming);
+        BUDGET_WARNING.warn(|more| {
+            tracing::warn!(
+                "closing a connection with 1009: its incoming message does not fit in the memory budget{}",
+                suppressed(more)
+            )
+        });
+        self.pending_error = Some(Box::new(Error::Protocol(error)));
     }
 
     /// Starts the close someone asked for through
@@ -76,6 +107,17 @@ impl<S> Inner<S> {
         if let Some(frame) = link.signals.take_close_request() {
             let _ = self.conn.close(Some(frame));
         }
+    }
+}
+
+/// Budget refusals are logged at most once per interval, with a count.
+static BUDGET_WARNING: RateLimited = RateLimited::new();
+
+fn suppressed(more: u64) -> String {
+    if more == 0 {
+        String::new()
+    } else {
+        format!(" ({more} more since the last warning)")
     }
 }
 
@@ -115,22 +157,74 @@ pub(crate) fn poll_flush<S: AsyncWrite + Unpin>(
     inner.take_close_request(link);
     link.signals.writer_write.register(cx.waker());
     let mut write_cx = Context::from_waker(&link.write_waker);
-    flush_inner(inner, &mut write_cx).map_err(Error::Io)
+    flush_inner(inner, &mut write_cx).map_err(io_error)
+}
+
+/// Why a stalled connection was dropped: its unsent data does not fit in
+/// the memory budget. Travels inside an `io::Error` out of the write loop.
+#[derive(Debug)]
+struct OverBudget;
+
+impl std::fmt::Display for OverBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("unsent data does not fit in the memory budget")
+    }
+}
+
+impl std::error::Error for OverBudget {}
+
+/// An I/O error as the API reports it: a connection dropped for the
+/// memory budget is a full queue, not a socket failure.
+fn io_error(error: std::io::Error) -> Error {
+    if error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<OverBudget>())
+    {
+        Error::QueueFull
+    } else {
+        Error::Io(error)
+    }
 }
 
 fn flush_inner<S: AsyncWrite + Unpin>(
     inner: &mut Inner<S>,
     cx: &mut Context<'_>,
 ) -> Poll<std::io::Result<()>> {
-    let Inner { stream, conn, .. } = inner;
+    let Inner {
+        stream,
+        conn,
+        budget,
+        ..
+    } = inner;
     while conn.has_output() {
         let mut slices = [IoSlice::new(&[]); 64];
         let count = conn.pending_output().chunks_vectored(&mut slices);
         // One buffer: a plain write is a little cheaper than writev.
         let written = if count == 1 {
-            ready!(Pin::new(&mut *stream).poll_write(cx, &slices[0]))?
+            Pin::new(&mut *stream).poll_write(cx, &slices[0])
         } else {
-            ready!(Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..count]))?
+            Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..count])
+        };
+        let written = match written {
+            Poll::Ready(result) => result?,
+            Poll::Pending => {
+                // The peer is not keeping up: what waits for it counts
+                // against the budget.
+                if let Some(budget) = budget {
+                    if !budget.hold(Direction::Outgoing, conn.pending_output().remaining()) {
+                        conn.abort();
+                        budget.clear(Direction::Outgoing);
+                        BUDGET_WARNING.warn(|more| {
+                            tracing::warn!(
+                                "dropping a connection that is not reading: its unsent data does not fit in the memory budget{}",
+                                suppressed(more)
+                            )
+                        });
+                        return Poll::Ready(Err(std::io::Error::other(OverBudget)));
+                    }
+                }
+                return Poll::Pending;
+            }
         };
         if written == 0 {
             return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
@@ -138,6 +232,9 @@ fn flush_inner<S: AsyncWrite + Unpin>(
         conn.output().advance(written);
     }
     ready!(Pin::new(&mut *stream).poll_flush(cx))?;
+    if let Some(budget) = budget {
+        budget.clear(Direction::Outgoing);
+    }
     conn.shrink_buffers();
     return_idle_write_buffer(conn);
     Poll::Ready(Ok(()))
@@ -156,6 +253,8 @@ pub(crate) fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
     loop {
         match inner.conn.next_message() {
             Ok(Some(message)) => {
+                // The message is the application's now.
+                inner.account_incoming();
                 // Send pongs and close replies right away when the socket
                 // allows; otherwise they go out with the next flush.
                 if inner.conn.has_output() {
@@ -181,7 +280,7 @@ pub(crate) fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
             signals.reader_write.register(cx.waker());
             if let Poll::Ready(Err(e)) = flush_inner(inner, &mut write_cx) {
                 inner.conn.abort();
-                return Poll::Ready(Some(Err(Error::Io(e))));
+                return Poll::Ready(Some(Err(io_error(e))));
             }
         }
         if let Some(timer) = &mut inner.keepalive {
@@ -231,6 +330,9 @@ pub(crate) fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
         match tokio_util::io::poll_read_buf(Pin::new(stream), cx, buf) {
             Poll::Pending => {
                 read_buffer.on_idle(buf, cx);
+                // A large buffer released while idle is no longer counted
+                // (no shared counter touched when nothing changed).
+                inner.account_incoming();
                 // For a server shutdown's close (`start_close`).
                 signals.read.register(cx.waker());
                 // A close requested before that registration would be
@@ -247,6 +349,7 @@ pub(crate) fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Poll::Ready(Ok(_)) => {
                 read_buffer.on_data();
+                inner.account_incoming();
                 if let Some(timer) = &mut inner.keepalive {
                     timer.saw_data();
                 }

@@ -87,6 +87,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod budget;
 mod client;
 mod drive;
 mod error;
@@ -112,6 +113,7 @@ mod transport;
 mod warn_limit;
 mod websocket;
 
+pub use budget::{MemoryBudget, DEFAULT_MEMORY_BUDGET};
 pub use client::{connect, ClientBuilder, ClientSocket, Target};
 pub use duplex_proto as proto;
 pub use duplex_proto::handshake::Headers;

@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 use duplex_proto::{CloseCode, CloseFrame, Message};
 use tokio::sync::Notify;
 
+use crate::budget::{Direction, Reservation};
+
 /// What to do when a connection's outbound queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SlowConsumerPolicy {
@@ -55,6 +57,8 @@ struct State {
     /// A close to send after the queued messages; once set, nothing more
     /// is accepted.
     close: Option<CloseFrame>,
+    /// The queued bytes counted against the hub's memory budget.
+    budget: Option<Reservation>,
 }
 
 /// Counters shared by all queues of a hub (a server's connections), for
@@ -104,6 +108,13 @@ impl SendQueue {
         }
     }
 
+    /// Counts the queued bytes against a memory budget: a message that
+    /// does not fit is treated like one that overflows the queue.
+    pub(crate) fn with_budget(self, reservation: Reservation) -> SendQueue {
+        self.lock().budget = Some(reservation);
+        self
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -116,14 +127,22 @@ impl SendQueue {
             return Err(Refused::Closed);
         }
         let size = message.len();
-        let fits = |s: &State| {
-            s.messages.len() < self.limits.max_messages && s.bytes + size <= self.limits.max_bytes
+        let fits = |s: &mut State| {
+            let bytes = s.bytes + size;
+            s.messages.len() < self.limits.max_messages
+                && bytes <= self.limits.max_bytes
+                && s.budget
+                    .as_mut()
+                    .is_none_or(|budget| budget.hold(Direction::Outgoing, bytes))
         };
-        if !fits(&state) {
+        if !fits(&mut state) {
             match self.limits.policy {
                 SlowConsumerPolicy::Close => {
                     state.messages.clear();
                     state.bytes = 0;
+                    if let Some(budget) = &mut state.budget {
+                        budget.clear(Direction::Outgoing);
+                    }
                     state.close = Some(CloseFrame::new(
                         CloseCode::TryAgainLater,
                         "slow consumer: outbound queue full",
@@ -136,14 +155,14 @@ impl SendQueue {
                     return Err(Refused::Overflow);
                 }
                 SlowConsumerPolicy::DropOldest => {
-                    while !fits(&state) {
+                    while !fits(&mut state) {
                         let Some(old) = state.messages.pop_front() else {
                             break;
                         };
                         state.bytes -= old.len();
                         stats.dropped.fetch_add(1, Ordering::Relaxed);
                     }
-                    if !fits(&state) {
+                    if !fits(&mut state) {
                         // A single message larger than the whole queue.
                         stats.dropped.fetch_add(1, Ordering::Relaxed);
                         return Ok(());
@@ -184,6 +203,9 @@ impl SendQueue {
         let mut state = self.lock();
         into.extend(state.messages.drain(..));
         state.bytes = 0;
+        if let Some(budget) = &mut state.budget {
+            budget.clear(Direction::Outgoing);
+        }
         state.close.clone()
     }
 }

@@ -27,6 +27,7 @@ use duplex_proto::{
 use futures_util::{Sink, Stream};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::budget::{MemoryBudget, Reservation};
 use crate::error::{Error, Result};
 use crate::io::{
     feed, poll_close, poll_flush, poll_ready, poll_recv, provide_write_buffer,
@@ -112,6 +113,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// and client do this themselves.
     pub fn set_protocol(&mut self, protocol: Option<String>) {
         self.protocol = protocol;
+    }
+
+    /// Counts what this connection buffers against a shared memory budget
+    /// (see [`MemoryBudget`]); `None`, the default, leaves it unbounded
+    /// except by the per-message limits. A [`Hub`](crate::Hub) sets its
+    /// budget on every connection it attaches.
+    pub fn set_memory_budget(&mut self, budget: Option<Arc<MemoryBudget>>) {
+        self.inner.budget = budget.map(|budget| Box::new(Reservation::new(budget)));
     }
 
     /// Where the connection is in its life: open, closing, closed, failed
@@ -218,6 +227,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         let inner = &mut self.inner;
         provide_write_buffer(&mut inner.conn);
         let lent = inner.conn.lend_buffered(f).map_err(Error::Protocol);
+        inner.account_incoming();
         // If nothing was queued, an idle connection keeps no buffer.
         return_idle_write_buffer(&mut inner.conn);
         lent

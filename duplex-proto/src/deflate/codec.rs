@@ -168,6 +168,15 @@ impl PerMessageDeflate {
             compressor.reset();
             out.truncate(start);
             write_stored(payload, out);
+        } else if out.len() - start > stored_len(payload.len()) {
+            // Incompressible data: zlib-rs's level 1 codes it with fixed
+            // Huffman codes, which made random bytes 5.5% larger (so a
+            // 16 MiB message no longer fit a 16 MiB frame). Stored blocks
+            // of the same bytes are smaller and just as valid: after a sync
+            // flush the receiver keeps only the history, which is the same
+            // either way, so context takeover is unaffected.
+            out.truncate(start);
+            write_stored(payload, out);
         }
         if out[start..].ends_with(&TAIL) {
             out.truncate(out.len() - TAIL.len());
@@ -338,6 +347,12 @@ fn deflate_sync(compressor: &mut Deflate, mut input: &[u8], out: &mut BytesMut) 
             return false;
         }
     }
+}
+
+/// The size of `len` bytes as stored blocks, as [`write_stored`] writes
+/// them: 5 bytes of header per 65,535-byte block and the final `00`.
+fn stored_len(len: usize) -> usize {
+    len + len.div_ceil(usize::from(u16::MAX)) * 5 + 1
 }
 
 /// Writes `payload` as stored (uncompressed) deflate blocks in the

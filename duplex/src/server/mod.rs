@@ -40,6 +40,7 @@ use duplex_proto::handshake::HandshakeLimits;
 use duplex_proto::Config;
 use tokio::net::{TcpListener, ToSocketAddrs};
 
+use crate::budget::MemoryBudget;
 use crate::drive::drive;
 use crate::error::Result;
 use crate::handler::Handler;
@@ -146,6 +147,7 @@ pub struct Server {
     pub(crate) upgrade_hook: Option<UpgradeHook>,
     rooms: Arc<Rooms>,
     keepalive: Option<KeepAlive>,
+    memory_budget: Option<Arc<MemoryBudget>>,
     /// A hub given with [`Server::hub`], used instead of one made from the
     /// settings above.
     hub: Option<Arc<Hub>>,
@@ -173,6 +175,7 @@ impl Server {
             upgrade_hook: None,
             rooms: Arc::new(Rooms::new()),
             keepalive: None,
+            memory_budget: None,
             hub: None,
             #[cfg(feature = "tls")]
             tls: None,
@@ -280,6 +283,15 @@ impl Server {
         self
     }
 
+    /// The most payload all connections together may buffer (see
+    /// [`MemoryBudget`]; default [`DEFAULT_MEMORY_BUDGET`](crate::DEFAULT_MEMORY_BUDGET), 512 MiB):
+    /// beyond it an incoming message closes its connection with 1009 and
+    /// an outgoing one is treated as a full queue.
+    pub fn memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = Some(MemoryBudget::new(bytes));
+        self
+    }
+
     /// Uses this room registry (e.g. shared with other servers of the
     /// process) instead of the server's own.
     pub fn rooms(mut self, rooms: Arc<Rooms>) -> Self {
@@ -289,10 +301,11 @@ impl Server {
 
     /// Runs every connection in this [`Hub`] (e.g. one shared with an
     /// HTTP framework's routes in the same process). The hub's engine
-    /// settings, rooms, queue limits and keepalive then apply, instead of
-    /// this builder's [`config`](Self::config), [`rooms`](Self::rooms),
-    /// [`queue_limits`](Self::queue_limits) and
-    /// [`keepalive`](Self::keepalive). Stopping the server shuts the hub
+    /// settings, rooms, queue limits, keepalive and memory budget then
+    /// apply, instead of this builder's [`config`](Self::config),
+    /// [`rooms`](Self::rooms), [`queue_limits`](Self::queue_limits),
+    /// [`keepalive`](Self::keepalive) and
+    /// [`memory_budget`](Self::memory_budget). Stopping the server shuts the hub
     /// down for good ([`Hub::shutdown`]), closing every connection in it,
     /// also those other acceptors attach later.
     pub fn hub(mut self, hub: Arc<Hub>) -> Self {
@@ -305,13 +318,17 @@ impl Server {
     fn make_hub(&self) -> Arc<Hub> {
         match &self.hub {
             Some(hub) => hub.clone(),
-            None => Arc::new(
-                Hub::new()
+            None => {
+                let mut hub = Hub::new()
                     .with_config(self.config.clone())
                     .with_rooms(self.rooms.clone())
                     .with_queue_limits(self.queue_limits)
-                    .with_keepalive(self.keepalive),
-            ),
+                    .with_keepalive(self.keepalive);
+                if let Some(budget) = &self.memory_budget {
+                    hub = hub.with_memory_budget(budget.clone());
+                }
+                Arc::new(hub)
+            }
         }
     }
 

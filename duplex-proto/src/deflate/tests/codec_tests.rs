@@ -386,3 +386,37 @@ fn memory_level_is_validated_and_used() {
         }
     }
 }
+
+#[test]
+fn incompressible_messages_are_sent_as_stored_blocks() {
+    // Random bytes: with fixed Huffman codes they would grow by ~5%.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let random: Vec<u8> = (0..300_000)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect();
+    for context_takeover in [false, true] {
+        let p = params(!context_takeover, !context_takeover, 15, 15);
+        let (mut server, mut client) = pair(p, 1);
+        for round in 0..3 {
+            let wire = compress(&mut server, &random);
+            // At most the stored-block overhead: 5 bytes per 64 KiB, and 1.
+            assert!(
+                wire.len() <= random.len() + 5 * 5 + 1,
+                "{} bytes",
+                wire.len()
+            );
+            assert_eq!(decompress(&mut client, &[&wire]).unwrap(), random);
+            // Compressible messages around it still compress, and with
+            // context takeover they may refer back across the stored one.
+            let text = b"compressible text, compressible text, compressible text";
+            let wire = compress(&mut server, text);
+            assert!(wire.len() < text.len(), "round {round}");
+            assert_eq!(decompress(&mut client, &[&wire]).unwrap(), text);
+        }
+    }
+}
