@@ -163,7 +163,9 @@ impl PerMessageDeflate {
     /// message). Output is produced in bounded chunks and checked as it
     /// goes, so exceeding the limit returns [`DeflateError::TooBig`] without
     /// inflating the rest, and `out` grows to at most `limit + 1` bytes.
-    /// Invalid data returns [`DeflateError::Corrupt`]. After an error `out`
+    /// Invalid data returns [`DeflateError::Corrupt`], unless it comes
+    /// after more than `limit` bytes of output: that is `TooBig`, however
+    /// the message was cut into frames. After an error `out`
     /// holds partial output, to be discarded with the message.
     ///
     /// A message may contain blocks with BFINAL set (RFC 7692 §7.2.3.4);
@@ -241,10 +243,14 @@ impl PerMessageDeflate {
             out.truncate(len + produced);
             input = &input[consumed..];
             self.message_len += produced;
-            let status = status.map_err(|e| DeflateError::Corrupt(e.to_string()))?;
+            // The limit first: zlib may report invalid data just past the
+            // output it had room for, or not yet when that data is still in
+            // the next frame, and how the peer cut its frames must not
+            // decide which error (and close code) the message gets.
             if out.len() > limit {
                 return Err(DeflateError::TooBig);
             }
+            let status = status.map_err(|e| DeflateError::Corrupt(e.to_string()))?;
             if status == Status::StreamEnd {
                 self.after_final_block = true;
             }
