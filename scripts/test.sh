@@ -26,6 +26,8 @@
 #   build        cargo build --release --workspace
 #   test         cargo test --release --workspace
 #   node-tests   node --test tests/browser/*.test.mjs (headless Chromium)
+#   fuzz         scripts/fuzz.sh (every cargo-fuzz target of fuzz/ for FUZZ_SECONDS;
+#                needs rustup, installs nightly and cargo-fuzz when missing)
 #   conformance  scripts/conformance.sh (Autobahn, server and client side at once)
 #
 # Without ../shared/conformance beside the repository (a plain clone), it says
@@ -42,6 +44,8 @@
 #   CONFORMANCE_EXCLUDE  Autobahn case patterns to skip (default '': all 517
 #                        cases, ~7 min per side alone), e.g. '12.*,13.*'
 #   CONFORMANCE_SIDES    server | client | both (default both)
+#   FUZZ_SECONDS         seconds per fuzz target (default 20; with CI=true at
+#                        least 60: 6 targets, about 8 min with the build)
 #   DUPLEX_TEST_SKIP     step ids to skip, comma- or space-separated (the ids
 #                        above), e.g. 'conformance' or 'clippy,features,doc'
 #                        (listed as skipped in the summary, never as passed)
@@ -72,7 +76,7 @@ NOTHING_TO_RUN=0
 SKIP=",${DUPLEX_TEST_SKIP:-},"
 SKIP="${SKIP// /,}"
 NO_SHARED=","       # steps skipped because ../shared/conformance is missing
-STEP_IDS="apt venv npm autobahn fmt clippy features doc test-debug build test node-tests conformance"
+STEP_IDS="apt venv npm autobahn fmt clippy features doc test-debug build test node-tests fuzz conformance"
 T_START=$(date +%s)
 
 summary() {
@@ -317,6 +321,9 @@ else
     problem "cargo clippy is missing: run 'rustup component add clippy'"
   fi
 fi
+if runs fuzz && ! command -v rustup >/dev/null 2>&1; then
+  problem "rustup is not on PATH: the fuzz step builds with a nightly toolchain from rustup (https://rustup.rs; or skip it: DUPLEX_TEST_SKIP=fuzz)"
+fi
 if runs venv autobahn test conformance; then
   if ! command -v python3 >/dev/null 2>&1; then
     problem "python3 is not on PATH: install Python >= $PY_MIN (websockets 17.4 needs it; Debian: apt-get install python3 python3-venv)"
@@ -389,6 +396,9 @@ step test-debug "cargo test -p duplex-proto (debug: overflow checks)" cargo test
 step build "cargo build --release --workspace" cargo build --release --workspace
 step test "cargo test --release --workspace" cargo test --release --workspace
 step node-tests "node --test tests/browser/*.test.mjs" node_tests
+FUZZ_EACH="${FUZZ_SECONDS:-20}"     # what fuzz.sh runs: at least 60 with CI=true
+if [ "${CI:-}" = true ] && [ "$FUZZ_EACH" -lt 60 ]; then FUZZ_EACH=60; fi
+step fuzz "scripts/fuzz.sh (cargo-fuzz targets, $FUZZ_EACH s each)" bash "$ROOT/scripts/fuzz.sh"
 step conformance "scripts/conformance.sh (Autobahn, both sides at once)" bash "$ROOT/scripts/conformance.sh"
 
 summary

@@ -156,6 +156,16 @@ impl HandshakeError {
         }
     }
 
+    /// A request this client cannot send (client side): a header, host,
+    /// target or subprotocol that would not survive being written into the
+    /// request head.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        HandshakeError {
+            status: None,
+            message: format!("invalid handshake request: {}", message.into()),
+        }
+    }
+
     /// A handshake that ended before it completed (the connection closed,
     /// TLS where HTTP was expected), without any status.
     pub fn aborted(message: impl Into<String>) -> Self {

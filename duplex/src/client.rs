@@ -255,13 +255,16 @@ impl ClientBuilder {
         target: &Target,
     ) -> Result<WebSocket<S>> {
         let protocols: Vec<&str> = self.protocols.iter().map(String::as_str).collect();
-        let request = ClientRequest::new(
+        // Refuses, rather than cleans up, a header or subprotocol that
+        // cannot be sent as given.
+        let request = ClientRequest::try_new(
             &target.host_header,
             &target.resource,
             &protocols,
             &self.headers,
             &self.config,
-        );
+        )
+        .map_err(Error::Handshake)?;
         stream.write_all(request.bytes()).await?;
         stream.flush().await?;
         let mut buf = BytesMut::with_capacity(1024);

@@ -67,3 +67,27 @@ async fn max_connections_answers_503() {
     drop(first);
     assert_still_serving_then_stop(running).await;
 }
+
+/// A header the application gives the client that would forge another
+/// header (CR LF in its value) is refused before anything is sent.
+#[tokio::test]
+async fn client_refuses_headers_that_cannot_be_sent_as_given() {
+    let server = Running::start(echo_server()).await;
+    for (name, value) in [
+        ("X-Token", "abc\r\nSet-Cookie: evil=1"),
+        ("X-Token", "nul\0byte"),
+        ("Bad Name", "value"),
+    ] {
+        let result = duplex::ClientBuilder::new(server.url("/echo"))
+            .header(name, value)
+            .connect()
+            .await;
+        match result {
+            Err(duplex::Error::Handshake(error)) => {
+                assert_eq!(error.status(), None, "{error}");
+            }
+            other => panic!("{name}: {value:?} was not refused: {other:?}"),
+        }
+    }
+    server.stop().await;
+}

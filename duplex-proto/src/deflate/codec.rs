@@ -206,7 +206,9 @@ impl PerMessageDeflate {
     /// message). Output is produced in bounded chunks and checked as it
     /// goes, so exceeding the limit returns [`DeflateError::TooBig`] without
     /// inflating the rest, and `out` grows to at most `limit + 1` bytes.
-    /// Invalid data returns [`DeflateError::Corrupt`]. After an error `out`
+    /// Invalid data returns [`DeflateError::Corrupt`], unless it comes
+    /// after more than `limit` bytes of output: that is `TooBig`, however
+    /// the message was cut into frames. After an error `out`
     /// holds partial output, to be discarded with the message.
     ///
     /// A message may contain blocks with BFINAL set (RFC 7692 §7.2.3.4);
@@ -295,13 +297,17 @@ impl PerMessageDeflate {
             out.truncate(len + produced);
             input = &input[consumed..];
             self.message_len += produced;
+            // The limit first: zlib may report invalid data just past the
+            // output it had room for, or not yet when that data is still in
+            // the next frame, and how the peer cut its frames must not
+            // decide which error (and close code) the message gets.
+            if out.len() > limit {
+                return Err(DeflateError::TooBig);
+            }
             let status = status.map_err(|error| {
                 let reason = decompressor.error_message().unwrap_or(error.as_str());
                 DeflateError::Corrupt(reason.to_string())
             })?;
-            if out.len() > limit {
-                return Err(DeflateError::TooBig);
-            }
             if status == Status::StreamEnd {
                 self.after_final_block = true;
             }

@@ -30,8 +30,9 @@ use std::sync::Arc;
 
 use base64::Engine;
 
+use super::headers::{check_value, is_tchar, lossy_value, wire_value, InvalidHeader};
 use super::negotiate::{client_extensions, client_offer};
-use super::{accept_key, sanitize_header, HandshakeLimits, HeaderSlots, Headers};
+use super::{accept_key, HandshakeLimits, HeaderSlots, Headers};
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::error::HandshakeError;
@@ -51,6 +52,29 @@ impl ClientRequest {
     /// header: host, plus `:port` when it is not the scheme's default), with
     /// a fresh random key, the subprotocols in order of preference, extra
     /// headers, and the extensions `config` asks for (permessage-deflate).
+    ///
+    /// Fails with [`HandshakeError::invalid_request`] on what cannot be
+    /// written as given: control characters in `host` or `target`, a
+    /// subprotocol that is not an HTTP token (RFC 6455 §4.1), or an extra
+    /// header that fails [`check_header`](super::check_header). Spaces in
+    /// `target` are sent as `%20` (tabs as `%09`).
+    pub fn try_new(
+        host: &str,
+        target: &str,
+        protocols: &[&str],
+        extra: &Headers,
+        config: &Config,
+    ) -> Result<ClientRequest, HandshakeError> {
+        check_request(host, target, protocols, extra)
+            .map_err(|e| HandshakeError::invalid_request(e.to_string()))?;
+        Ok(ClientRequest::new(host, target, protocols, extra, config))
+    }
+
+    /// Like [`ClientRequest::try_new`], for callers that cannot take an
+    /// error: what `try_new` refuses is made writable instead, never
+    /// written as given. Control characters become spaces, and an extra
+    /// header whose name is not a token is left out. Prefer `try_new`,
+    /// which says what was wrong.
     pub fn new(
         host: &str,
         target: &str,
@@ -68,9 +92,9 @@ impl ClientRequest {
         let _ = write!(
             head,
             "GET {} HTTP/1.1\r\n",
-            sanitize_header(target).replace(' ', "%20")
+            lossy_value(target).replace(' ', "%20").replace('\t', "%09")
         );
-        let _ = write!(head, "Host: {}\r\n", sanitize_header(host));
+        let _ = write!(head, "Host: {}\r\n", wire_value(&lossy_value(host)));
         head.push_str("Upgrade: websocket\r\nConnection: Upgrade\r\n");
         let _ = write!(
             head,
@@ -80,23 +104,18 @@ impl ClientRequest {
             let _ = write!(
                 head,
                 "Sec-WebSocket-Protocol: {}\r\n",
-                sanitize_header(&protocols.join(", "))
+                wire_value(&lossy_value(&protocols.join(", ")))
             );
         }
         if let Some(extensions) = extensions {
-            let _ = write!(
-                head,
-                "Sec-WebSocket-Extensions: {}\r\n",
-                sanitize_header(extensions)
-            );
+            // Built by the engine (`DeflateConfig::client_offer`): tokens only.
+            let _ = write!(head, "Sec-WebSocket-Extensions: {extensions}\r\n");
         }
         for (name, value) in extra.iter() {
-            let _ = write!(
-                head,
-                "{}: {}\r\n",
-                sanitize_header(name),
-                sanitize_header(value)
-            );
+            if name.is_empty() || !name.bytes().all(is_tchar) {
+                continue;
+            }
+            let _ = write!(head, "{name}: {}\r\n", wire_value(&lossy_value(value)));
         }
         head.push_str("\r\n");
         ClientRequest {
@@ -192,6 +211,26 @@ impl ClientRequest {
         }
         Ok((protocol, extensions))
     }
+}
+
+/// Checks what [`ClientRequest::try_new`] is asked to write.
+fn check_request(
+    host: &str,
+    target: &str,
+    protocols: &[&str],
+    extra: &Headers,
+) -> Result<(), InvalidHeader> {
+    check_value("Host", host)?;
+    check_value("the request target", target)?;
+    for protocol in protocols {
+        if protocol.is_empty() || !protocol.bytes().all(is_tchar) {
+            return Err(InvalidHeader::new(
+                format!("subprotocol {protocol:?}"),
+                "not an HTTP token".into(),
+            ));
+        }
+    }
+    extra.validate()
 }
 
 /// A completed client handshake: the engine, and what was agreed.
@@ -343,5 +382,72 @@ mod tests {
                 .len(),
             16
         );
+    }
+
+    /// The headers of a request head, as a server parses them.
+    fn parsed(req: &ClientRequest) -> crate::handshake::server::Request {
+        let (parsed, used) =
+            crate::handshake::server::parse_request(req.bytes(), &HandshakeLimits::default())
+                .unwrap()
+                .unwrap();
+        assert_eq!(used, req.bytes().len());
+        parsed
+    }
+
+    #[test]
+    fn try_new_refuses_what_would_inject_or_break_the_request() {
+        let one = |name: &str, value: &str| {
+            let mut headers = Headers::default();
+            headers.push(name, value);
+            headers
+        };
+        let none = Headers::default();
+        let cases: [(&str, &str, &[&str], Headers); 7] = [
+            ("h\r\nX: y", "/", &[], none.clone()),
+            ("h", "/a\r\nX: y", &[], none.clone()),
+            ("h", "/", &["a,b"], none.clone()),
+            ("h", "/", &["a b"], none.clone()),
+            ("h", "/", &[""], none.clone()),
+            ("h", "/", &[], one("Authorization: x\r\nCookie", "y")),
+            ("h", "/", &[], one("X-Ctl", "a\0b")),
+        ];
+        for (host, target, protocols, extra) in cases {
+            let error =
+                ClientRequest::try_new(host, target, protocols, &extra, &plain()).unwrap_err();
+            assert_eq!(error.status(), None);
+            assert!(
+                error.message().starts_with("invalid handshake request: "),
+                "{error}"
+            );
+            // The lossy constructor writes a head that parses, with no
+            // header but the ones it writes itself and the valid extras.
+            let req = ClientRequest::new(host, target, protocols, &extra, &plain());
+            let parsed = parsed(&req);
+            assert!(parsed.headers().get("x").is_none());
+            assert!(parsed.headers().get("cookie").is_none());
+            assert_eq!(parsed.headers().count("host"), 1);
+        }
+        assert_eq!(
+            ClientRequest::try_new("h", "/", &[], &one("X-A", "1\n"), &plain())
+                .unwrap_err()
+                .to_string(),
+            "invalid handshake request: header \"X-A\": control character 0x0a at byte 1"
+        );
+    }
+
+    #[test]
+    fn try_new_writes_valid_parts_exactly() {
+        let mut extra = Headers::default();
+        extra.push("Authorization", "Bearer abc");
+        extra.push("X-Utf8", "héllo");
+        let req = ClientRequest::try_new("h:1", "/a b\tc?q=1", &["chat", "v2.x"], &extra, &plain())
+            .unwrap();
+        let parsed = parsed(&req);
+        assert_eq!(parsed.target(), "/a%20b%09c?q=1");
+        assert_eq!(parsed.headers().get("host"), Some("h:1"));
+        assert_eq!(parsed.protocols(), ["chat", "v2.x"]);
+        assert_eq!(parsed.headers().get("authorization"), Some("Bearer abc"));
+        assert_eq!(parsed.headers().get("x-utf8"), Some("héllo"));
+        crate::handshake::server::validate_request(&parsed).unwrap();
     }
 }

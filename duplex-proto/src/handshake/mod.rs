@@ -6,7 +6,9 @@
 //!   reject it with an HTTP status;
 //! - [`client`]: build a request, check the server's response
 //!   ([`client::ClientRequest::accept`]: a ready [`Connection`]);
-//! - [`Headers`]: the header list both sides read.
+//! - [`Headers`]: the header list both sides read, and [`check_header`],
+//!   which every header the application adds passes before it is written
+//!   (no control characters, names that are tokens: no header injection).
 //!
 //! Subprotocol and extension negotiation happen inside these calls: the
 //! connection they return already has `permessage-deflate` on when it was
@@ -21,7 +23,7 @@ mod headers;
 mod negotiate;
 pub mod server;
 
-pub use headers::Headers;
+pub use headers::{check_header, Headers, InvalidHeader};
 
 use base64::Engine;
 use sha1::{Digest, Sha1};
@@ -90,16 +92,6 @@ impl<'a> HeaderSlots<'a> {
         } else {
             &mut self.heap
         }
-    }
-}
-
-/// Removes CR and LF from a header value supplied by the application, so
-/// that it can never start a new header line.
-pub(crate) fn sanitize_header(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.contains(['\r', '\n']) {
-        text.replace(['\r', '\n'], " ").into()
-    } else {
-        text.into()
     }
 }
 

@@ -28,8 +28,9 @@ use std::sync::Arc;
 
 use base64::Engine;
 
+use super::headers::{check_value, wire_value, InvalidHeader};
 use super::negotiate::server_extensions;
-use super::{accept_key, sanitize_header, HandshakeLimits, HeaderSlots, Headers};
+use super::{accept_key, HandshakeLimits, HeaderSlots, Headers};
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::error::HandshakeError;
@@ -40,7 +41,8 @@ use crate::role::Role;
 pub struct Choice {
     /// The subprotocol chosen from the client's offer (`None`: none).
     pub protocol: Option<String>,
-    /// Extra response headers (e.g. `Set-Cookie`).
+    /// Extra response headers (e.g. `Set-Cookie`). Each must pass
+    /// [`check_header`](super::check_header), or [`accept`] fails with 500.
     pub headers: Headers,
 }
 
@@ -70,12 +72,19 @@ pub struct Accepted {
 /// Accepts an upgrade: validates the request ([`validate_request`]),
 /// negotiates subprotocol and extensions ([`negotiate`]) and builds the
 /// 101 response with the choice's extra headers.
+///
+/// A choice that cannot be written as given (an extra header whose name
+/// is not a token or whose value holds a control character, see
+/// [`check_header`](super::check_header)) fails with 500: it is the
+/// application's bug, and writing it would let it forge or break headers.
 pub fn accept(
     request: &Request,
     config: Arc<Config>,
     choice: Choice,
 ) -> Result<Accepted, HandshakeError> {
     validate_request(request)?;
+    check_choice(&choice)
+        .map_err(|e| HandshakeError::new(500, format!("invalid response header: {e}")))?;
     let headers = choice.headers.clone();
     let negotiated = negotiate(request.headers(), config, choice)?;
     let response = accept_response(
@@ -123,6 +132,16 @@ pub fn negotiate(
         protocol: choice.protocol,
         extensions,
     })
+}
+
+/// Checks what the application chose before it goes into the response.
+fn check_choice(choice: &Choice) -> Result<(), InvalidHeader> {
+    if let Some(protocol) = &choice.protocol {
+        // Chosen among the request's tokens, which a request built by hand
+        // ([`Request::new`]) may fill with anything.
+        check_value("Sec-WebSocket-Protocol", protocol)?;
+    }
+    choice.headers.validate()
 }
 
 /// A parsed HTTP request head.
@@ -311,18 +330,11 @@ fn accept_response(
     );
     let _ = write!(head, "Sec-WebSocket-Accept: {}\r\n", accept_key(key));
     if let Some(protocol) = protocol {
-        let _ = write!(
-            head,
-            "Sec-WebSocket-Protocol: {}\r\n",
-            sanitize_header(protocol)
-        );
+        let _ = write!(head, "Sec-WebSocket-Protocol: {}\r\n", wire_value(protocol));
     }
     if let Some(extensions) = extensions {
-        let _ = write!(
-            head,
-            "Sec-WebSocket-Extensions: {}\r\n",
-            sanitize_header(extensions)
-        );
+        // Built by the engine (`DeflateParams::to_header_value`): tokens only.
+        let _ = write!(head, "Sec-WebSocket-Extensions: {extensions}\r\n");
     }
     write_headers(&mut head, extra);
     head.push_str("\r\n");
@@ -334,10 +346,40 @@ fn accept_response(
 ///
 /// A 426 carries `Sec-WebSocket-Version: 13` and `Upgrade: websocket`, as
 /// RFC 6455 §4.4 asks.
+///
+/// What cannot be written as given (a status outside 100..=999, a content
+/// type or extra header that fails [`check_header`](super::check_header))
+/// is answered with a plain 500 saying which, instead of the response: the
+/// application's bug is reported, and never forges or breaks headers.
 pub fn http_response(status: u16, content_type: &str, body: &[u8], extra: &Headers) -> Vec<u8> {
+    match check_response(status, content_type, extra) {
+        Ok(()) => response_head(status, content_type, body, extra),
+        Err(why) => {
+            let body = format!("invalid response: {why}\n");
+            response_head(
+                500,
+                "text/plain; charset=utf-8",
+                body.as_bytes(),
+                &Headers::default(),
+            )
+        }
+    }
+}
+
+/// Checks the parts of a plain response that the application supplies.
+fn check_response(status: u16, content_type: &str, extra: &Headers) -> Result<(), String> {
+    if !(100..=999).contains(&status) {
+        return Err(format!("status {status} is not three digits"));
+    }
+    check_value("Content-Type", content_type).map_err(|e| e.to_string())?;
+    extra.validate().map_err(|e| e.to_string())
+}
+
+/// The response of [`http_response`], from checked parts.
+fn response_head(status: u16, content_type: &str, body: &[u8], extra: &Headers) -> Vec<u8> {
     let mut head = String::with_capacity(256);
     let _ = write!(head, "HTTP/1.1 {status} {}\r\n", reason_phrase(status));
-    let _ = write!(head, "Content-Type: {}\r\n", sanitize_header(content_type));
+    let _ = write!(head, "Content-Type: {}\r\n", wire_value(content_type));
     let _ = write!(head, "Content-Length: {}\r\n", body.len());
     head.push_str("Connection: close\r\n");
     if status == 426 {
@@ -364,14 +406,10 @@ pub fn reject_response(error: &HandshakeError) -> Vec<u8> {
     )
 }
 
+/// Writes checked header lines ([`Headers::validate`]).
 fn write_headers(head: &mut String, headers: &Headers) {
     for (name, value) in headers.iter() {
-        let _ = write!(
-            head,
-            "{}: {}\r\n",
-            sanitize_header(name),
-            sanitize_header(value)
-        );
+        let _ = write!(head, "{name}: {}\r\n", wire_value(value));
     }
 }
 
@@ -515,5 +553,115 @@ mod tests {
         let resp = String::from_utf8(resp).unwrap();
         assert!(resp.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
         assert!(resp.contains("Sec-WebSocket-Version: 13\r\n"));
+    }
+
+    /// The headers of a response, as the client parses them.
+    fn parsed_headers(response: &[u8]) -> Vec<(String, String)> {
+        let (parsed, used) =
+            crate::handshake::client::parse_response(response, &HandshakeLimits::default())
+                .unwrap()
+                .unwrap();
+        let body = parsed
+            .headers
+            .get("content-length")
+            .map_or(0, |len| len.parse().unwrap());
+        assert_eq!(used + body, response.len());
+        parsed
+            .headers
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn choice(name: &str, value: &str) -> Choice {
+        let mut headers = Headers::default();
+        headers.push(name, value);
+        Choice {
+            protocol: None,
+            headers,
+        }
+    }
+
+    #[test]
+    fn extra_headers_cannot_inject_or_break_the_response() {
+        let req = parse(GOOD);
+        for (name, value) in [
+            ("Set-Cookie: evil=1; X", "y"),
+            ("X-A", "a\r\nSet-Cookie: evil=1"),
+            ("X-A", "a\nb"),
+            ("X-A", "a\0b"),
+            ("X-A", "a\x7fb"),
+            ("", "v"),
+        ] {
+            let error = accept(&req, Config::default().into(), choice(name, value)).unwrap_err();
+            assert_eq!(error.status(), Some(500), "{name:?}: {value:?}");
+            assert!(
+                error
+                    .message()
+                    .starts_with("invalid response header: header"),
+                "{error}"
+            );
+            // A plain response with the same header is a 500 instead.
+            let page = http_response(200, "text/plain", b"hi", &choice(name, value).headers);
+            assert!(
+                page.starts_with(b"HTTP/1.1 500 Internal Server Error\r\n"),
+                "{name:?}"
+            );
+            let headers = parsed_headers(&page);
+            let names: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+            assert_eq!(names, ["Content-Type", "Content-Length", "Connection"]);
+        }
+        let bad_protocol = Choice {
+            protocol: Some("chat\r\nX: y".into()),
+            headers: Headers::default(),
+        };
+        let mut headers = req.headers().clone();
+        headers.push("Sec-WebSocket-Protocol", "chat\r\nX: y");
+        let by_hand = Request::new("GET", "/", headers);
+        assert_eq!(
+            accept(&by_hand, Config::default().into(), bad_protocol)
+                .unwrap_err()
+                .status(),
+            Some(500)
+        );
+        let page = http_response(200, "text/html\r\nX: y", b"", &Headers::default());
+        assert!(page.starts_with(b"HTTP/1.1 500 "));
+        let page = http_response(1000, "text/plain", b"", &Headers::default());
+        assert!(page.starts_with(b"HTTP/1.1 500 "));
+    }
+
+    #[test]
+    fn valid_extra_headers_parse_back_exactly() {
+        let req = parse(GOOD);
+        let mut extra = Headers::default();
+        extra.push("Set-Cookie", "a=b; Path=/");
+        extra.push("X-Utf8", "héllo\tthere");
+        extra.push("X-Padded", "  v  ");
+        extra.push("X-Empty", "");
+        let accepted = accept(
+            &req,
+            Config::default().into(),
+            Choice {
+                protocol: Some("chat".into()),
+                headers: extra.clone(),
+            },
+        )
+        .unwrap();
+        let headers = parsed_headers(&accepted.response);
+        let tail: Vec<(&str, &str)> = headers[headers.len() - 4..]
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                ("Set-Cookie", "a=b; Path=/"),
+                ("X-Utf8", "héllo\tthere"),
+                ("X-Padded", "v"),
+                ("X-Empty", "")
+            ]
+        );
+        let page = http_response(404, "text/plain", b"no", &extra);
+        assert_eq!(parsed_headers(&page).len(), 3 + 4);
     }
 }

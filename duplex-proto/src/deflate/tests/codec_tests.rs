@@ -264,6 +264,28 @@ fn limit_is_inclusive_and_counts_existing_output() {
 }
 
 #[test]
+fn invalid_data_past_the_limit_is_too_big_however_the_frames_are_cut() {
+    // Found by the inflate fuzz target: a literal, then a stored block
+    // with lengths that do not match. Whole, zlib reported the bad block in
+    // the call that went over a limit of 0 and the message was Corrupt;
+    // cut into one-byte frames it was TooBig.
+    let data = [0xf2, 0x07, 0x00, 0x0f, 0x3a, 0xc9, 0x07, 0x00];
+    let under = |frames: &[&[u8]], limit: usize| {
+        let mut rx = receiver(true);
+        let mut out = BytesMut::new();
+        for (i, frame) in frames.iter().enumerate() {
+            rx.decompress(frame, i + 1 == frames.len(), &mut out, limit)?;
+        }
+        Ok(out)
+    };
+    let bytes: Vec<&[u8]> = data.chunks(1).collect();
+    for frames in [&[&data[..]][..], &bytes[..]] {
+        assert_eq!(under(frames, 0), Err(DeflateError::TooBig));
+        assert!(matches!(under(frames, 1000), Err(DeflateError::Corrupt(_))));
+    }
+}
+
+#[test]
 fn should_compress_uses_min_size() {
     let config = DeflateConfig::default();
     let codec = PerMessageDeflate::new(Role::Server, DeflateParams::default(), &config);
