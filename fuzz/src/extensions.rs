@@ -17,7 +17,7 @@
 //! messages unchanged in both directions.
 
 use bytes::BytesMut;
-use duplex_proto::deflate::{DeflateConfig, DeflateParams, PerMessageDeflate};
+use duplex_proto::deflate::{DeflateConfig, DeflateMemory, DeflateParams, PerMessageDeflate};
 use duplex_proto::extensions::{parse_extensions, ExtensionOffer};
 use duplex_proto::handshake::check_header;
 use duplex_proto::Role;
@@ -28,13 +28,23 @@ use super::input::{is_token, Input};
 const WINDOW_BITS: [u8; 16] = [15, 9, 10, 11, 12, 13, 14, 15, 9, 12, 15, 8, 16, 7, 0, 255];
 /// `min_size` of the compressor.
 const MIN_SIZE: [usize; 4] = [0, 1, 32, 1000];
+/// zlib memory levels: mostly valid (1..=9), some not.
+const MEM_LEVEL: [u8; 8] = [8, 1, 5, 9, 8, 2, 0, 10];
 
 /// Settings from three bytes: the no-context-takeover flags (bits 0-1),
-/// the window bits (one nibble each, through [`WINDOW_BITS`]), the level
-/// (low nibble, 0..=15: above 9 is invalid) and `min_size` (bits 4-5).
+/// the memory level (bits 2-4, through [`MEM_LEVEL`]), the memory policy
+/// (bit 5), the window bits (one nibble each, through [`WINDOW_BITS`]),
+/// the level (low nibble, 0..=15: above 9 is invalid) and `min_size`
+/// (bits 4-5).
 pub fn config(input: &mut Input<'_>) -> DeflateConfig {
     let (flags, bits, level) = (input.byte(), input.byte(), input.byte());
     DeflateConfig {
+        mem_level: MEM_LEVEL[usize::from(flags >> 2 & 7)],
+        memory: if flags & 32 != 0 {
+            DeflateMemory::PerConnection
+        } else {
+            DeflateMemory::Shared
+        },
         compression_level: u32::from(level & 15),
         min_size: MIN_SIZE[usize::from(level >> 4 & 3)],
         server_no_context_takeover: flags & 1 != 0,
