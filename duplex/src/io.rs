@@ -5,12 +5,14 @@
 //! Everything here executes what the engine decides: it feeds received
 //! bytes to the [`Connection`], writes out what it queued, and carries out
 //! its [`TransportStep`]s when the connection closes. It also owns the
-//! run-time parts that need a clock or a socket: keepalive, the close
-//! timeout, the read buffer's size, the socket's low-water mark.
+//! run-time parts that need a clock or a socket: keepalive, the timeouts
+//! (`timeouts.rs`), the close timeout, the read buffer's size, the
+//! socket's low-water mark.
 //!
 //! Wakers are registered only on the paths that can wait, and always
 //! before the wait is set up (a split connection's lock is held
-//! throughout, so nothing can wake us in between).
+//! throughout, so nothing can wake us in between). The clocks are looked
+//! at only there too: when a read or a write is about to wait.
 
 use std::future::Future;
 use std::io::IoSlice;
@@ -18,15 +20,16 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Buf;
 use duplex_proto::{CloseCode, CloseFrame, Connection, Eof, Message, State, TransportStep};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
 
 use crate::error::{Error, Result};
-use crate::keepalive::{KeepAliveAction, KeepAliveTimer, KEEPALIVE_PAYLOAD};
+use crate::keepalive::{KeepAliveAction, KeepAliveTimer};
 use crate::read_buffer::ReadBuffer;
-use crate::signals::Link;
+use crate::signals::{Link, Signals};
+use crate::timeouts::{Clocks, Expired};
 use crate::transport::buffer_pool;
 
 /// Output above this many bytes makes `poll_ready` flush first
@@ -43,11 +46,14 @@ pub(crate) struct Inner<S> {
     /// the close frame unsent).
     pub(crate) pending_error: Option<Box<Error>>,
     pub(crate) close_timeout: Duration,
-    /// When the closing connection stops waiting for the peer.
+    /// When the closing connection stops waiting for the peer: set once
+    /// our close frame is out and we wait for the peer's, or once the
+    /// transport is being wound down.
     deadline: Option<Pin<Box<Sleep>>>,
     /// Boxed: most connections run without keepalive, and idle ones
     /// should stay small.
     pub(crate) keepalive: Option<Box<KeepAliveTimer>>,
+    pub(crate) clocks: Clocks,
     read_buffer: ReadBuffer,
     /// Sizes socket wake-ups by the frame being received (plain TCP).
     #[cfg(unix)]
@@ -63,6 +69,7 @@ impl<S> Inner<S> {
             close_timeout,
             deadline: None,
             keepalive: None,
+            clocks: Clocks::standalone(),
             read_buffer: ReadBuffer::default(),
             #[cfg(unix)]
             low_water: None,
@@ -79,11 +86,35 @@ impl<S> Inner<S> {
     }
 }
 
+/// The error of a write that made no progress for the write timeout.
+const PEER_STOPPED_READING: &str = "the peer stopped reading";
+
 /// Queues a message. (A close the server asked for is started by the
 /// next `recv` or `flush`, after what was fed before it.)
 pub(crate) fn feed<S>(inner: &mut Inner<S>, message: Message) -> Result<()> {
+    let data = message.is_data();
     provide_write_buffer(&mut inner.conn);
-    inner.conn.send(message).map_err(Error::from)
+    inner.conn.send(message).map_err(Error::from)?;
+    if data {
+        inner.clocks.saw_data();
+    }
+    Ok(())
+}
+
+/// The next message already received, if any; keepalive sees the pongs
+/// and the idle clock the data messages.
+pub(crate) fn next_message<S>(inner: &mut Inner<S>) -> Result<Option<Message>> {
+    let message = inner.conn.next_message().map_err(Error::Protocol)?;
+    match &message {
+        Some(Message::Text(_) | Message::Binary(_)) => inner.clocks.saw_data(),
+        Some(Message::Pong(payload)) => {
+            if let Some(timer) = &mut inner.keepalive {
+                timer.saw_pong(payload);
+            }
+        }
+        _ => {}
+    }
+    Ok(message)
 }
 
 /// Lends the engine a pooled write buffer if it has none.
@@ -115,14 +146,50 @@ pub(crate) fn poll_flush<S: AsyncWrite + Unpin>(
     inner.take_close_request(link);
     link.signals.writer_write.register(cx.waker());
     let mut write_cx = Context::from_waker(&link.write_waker);
-    flush_inner(inner, &mut write_cx).map_err(Error::Io)
+    let flushed = ready!(flush_inner(inner, &mut write_cx));
+    if flushed.is_err() && inner.conn.state() == State::Finished {
+        // Given up: a reader waiting for the socket would wait for ever.
+        link.signals.read.wake();
+    }
+    Poll::Ready(flushed)
 }
 
+/// Writes out everything queued, giving the connection up when writing
+/// makes no progress for the write timeout.
 fn flush_inner<S: AsyncWrite + Unpin>(
     inner: &mut Inner<S>,
     cx: &mut Context<'_>,
+) -> Poll<Result<()>> {
+    let Inner {
+        stream,
+        conn,
+        clocks,
+        ..
+    } = inner;
+    match write_out(stream, conn, clocks, cx) {
+        Poll::Ready(Ok(())) => {
+            clocks.written_out();
+            Poll::Ready(Ok(()))
+        }
+        Poll::Ready(Err(e)) => Poll::Ready(Err(Error::Io(e))),
+        Poll::Pending if clocks.poll_write_blocked(cx) => {
+            // The other half may see the same expired clock: count once.
+            if conn.state() != State::Finished {
+                clocks.count(|stats| &stats.write);
+                conn.abort();
+            }
+            Poll::Ready(Err(Error::Timeout(PEER_STOPPED_READING)))
+        }
+        Poll::Pending => Poll::Pending,
+    }
+}
+
+fn write_out<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    conn: &mut Connection,
+    clocks: &mut Clocks,
+    cx: &mut Context<'_>,
 ) -> Poll<std::io::Result<()>> {
-    let Inner { stream, conn, .. } = inner;
     while conn.has_output() {
         let mut slices = [IoSlice::new(&[]); 64];
         let count = conn.pending_output().chunks_vectored(&mut slices);
@@ -136,6 +203,7 @@ fn flush_inner<S: AsyncWrite + Unpin>(
             return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
         }
         conn.output().advance(written);
+        clocks.wrote();
     }
     ready!(Pin::new(&mut *stream).poll_flush(cx))?;
     conn.shrink_buffers();
@@ -154,7 +222,7 @@ pub(crate) fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
     let signals = &link.signals;
     let mut write_cx = Context::from_waker(&link.write_waker);
     loop {
-        match inner.conn.next_message() {
+        match next_message(inner) {
             Ok(Some(message)) => {
                 // Send pongs and close replies right away when the socket
                 // allows; otherwise they go out with the next flush.
@@ -165,7 +233,7 @@ pub(crate) fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
                 return Poll::Ready(Some(Ok(message)));
             }
             Ok(None) => {}
-            Err(error) => inner.pending_error = Some(Box::new(Error::Protocol(error))),
+            Err(error) => inner.pending_error = Some(Box::new(error)),
         }
         match inner.conn.transport_step() {
             TransportStep::Read => {}
@@ -181,44 +249,13 @@ pub(crate) fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
             signals.reader_write.register(cx.waker());
             if let Poll::Ready(Err(e)) = flush_inner(inner, &mut write_cx) {
                 inner.conn.abort();
-                return Poll::Ready(Some(Err(Error::Io(e))));
-            }
-        }
-        if let Some(timer) = &mut inner.keepalive {
-            signals.reader_write.register(cx.waker());
-            match timer.poll(cx) {
-                Poll::Pending => {}
-                Poll::Ready(KeepAliveAction::Ping) => {
-                    let _ = inner
-                        .conn
-                        .send(Message::Ping(Bytes::from_static(KEEPALIVE_PAYLOAD)));
-                    let _ = flush_inner(inner, &mut write_cx);
-                    // Poll the timer once more, so that it is armed (with
-                    // our waker) for the answer's deadline.
-                    continue;
-                }
-                Poll::Ready(KeepAliveAction::GiveUp) => {
-                    inner.keepalive = None;
-                    let _ = inner
-                        .conn
-                        .close(Some(CloseFrame::new(CloseCode::Away, "keepalive timeout")));
-                    let _ = flush_inner(inner, &mut write_cx);
-                    inner.conn.abort();
-                    return Poll::Ready(Some(Err(Error::Timeout(
-                        "the peer did not answer keepalive pings",
-                    ))));
-                }
+                return Poll::Ready(Some(Err(e)));
             }
         }
         let remaining = inner.conn.frame_remaining();
         #[cfg(unix)]
         if let Some(low_water) = &mut inner.low_water {
-            // Keepalive must see every byte as it arrives: no mark then.
-            low_water.expect(if inner.keepalive.is_some() {
-                0
-            } else {
-                remaining
-            });
+            low_water.expect(remaining);
         }
         let Inner {
             stream,
@@ -233,6 +270,11 @@ pub(crate) fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
                 read_buffer.on_idle(buf, cx);
                 // For a server shutdown's close (`start_close`).
                 signals.read.register(cx.waker());
+                match on_wait(inner, signals, cx, &mut write_cx) {
+                    Waited::Nothing => {}
+                    Waited::Again => continue,
+                    Waited::End(item) => return Poll::Ready(item),
+                }
                 // A close requested before that registration would be
                 // missed: look once more.
                 if signals.close_pending() {
@@ -245,18 +287,102 @@ pub(crate) fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
                     return Poll::Ready(Some(Err(Error::AbnormalClose)));
                 }
             }
-            Poll::Ready(Ok(_)) => {
-                read_buffer.on_data();
-                if let Some(timer) = &mut inner.keepalive {
-                    timer.saw_data();
-                }
-            }
+            Poll::Ready(Ok(_)) => read_buffer.on_data(),
             Poll::Ready(Err(e)) => {
                 inner.conn.abort();
                 return Poll::Ready(Some(Err(Error::Io(e))));
             }
         }
     }
+}
+
+/// What the clocks made of a wait for the socket.
+enum Waited {
+    /// Nothing is due: wait.
+    Nothing,
+    /// Something was queued or the connection failed: go round again.
+    Again,
+    /// The connection is over, with this last item.
+    End(Option<Result<Message>>),
+}
+
+/// The reader is about to wait for the socket: keepalive, the message and
+/// idle timeouts, and the end of a close handshake we started.
+fn on_wait<S: AsyncRead + AsyncWrite + Unpin>(
+    inner: &mut Inner<S>,
+    signals: &Signals,
+    cx: &mut Context<'_>,
+    write_cx: &mut Context<'_>,
+) -> Waited {
+    match inner.conn.state() {
+        State::Open => {}
+        State::CloseSent => {
+            // The close we sent (or the application fed) must be answered
+            // within the close timeout, whoever is waiting for it.
+            if close_deadline_passed(inner, cx) {
+                inner.conn.abort();
+                return Waited::End(Some(Err(Error::Timeout("waiting for the peer's close"))));
+            }
+            return Waited::Nothing;
+        }
+        _ => return Waited::Nothing,
+    }
+    if let Some(timer) = &mut inner.keepalive {
+        signals.reader_write.register(cx.waker());
+        match timer.poll(cx) {
+            Poll::Pending => {}
+            Poll::Ready(KeepAliveAction::Ping(payload)) => {
+                let _ = inner.conn.send(Message::Ping(payload));
+                // The loop writes it; the next wait arms the timer for
+                // the pong's deadline.
+                return Waited::Again;
+            }
+            Poll::Ready(KeepAliveAction::GiveUp) => {
+                inner.keepalive = None;
+                inner.clocks.count(|stats| &stats.keepalive);
+                let _ = inner
+                    .conn
+                    .close(Some(CloseFrame::new(CloseCode::Away, "keepalive timeout")));
+                let _ = flush_inner(inner, write_cx);
+                inner.conn.abort();
+                return Waited::End(Some(Err(Error::Timeout(
+                    "the peer did not answer keepalive pings",
+                ))));
+            }
+        }
+    }
+    match inner.clocks.poll_read(&inner.conn, cx) {
+        None => Waited::Nothing,
+        Some(Expired::Message) => {
+            inner.clocks.count(|stats| &stats.message);
+            // Its close frame would be stuck behind the rest of the
+            // message: fail rather than wait for it.
+            let _ = inner
+                .conn
+                .fail(CloseFrame::new(CloseCode::Policy, "message timeout"));
+            inner.pending_error = Some(Box::new(Error::Timeout(
+                "a message did not arrive within the message timeout",
+            )));
+            Waited::Again
+        }
+        Some(Expired::Idle) => {
+            inner.clocks.count(|stats| &stats.idle);
+            let _ = inner
+                .conn
+                .close(Some(CloseFrame::new(CloseCode::Away, "idle timeout")));
+            Waited::Again
+        }
+    }
+}
+
+/// Whether the close timeout, counted from the first time this is asked,
+/// has passed; `cx` is woken when it does.
+fn close_deadline_passed<S>(inner: &mut Inner<S>, cx: &mut Context<'_>) -> bool {
+    let timeout = inner.close_timeout;
+    let deadline = inner
+        .deadline
+        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + timeout)));
+    deadline.as_mut().poll(cx).is_ready()
 }
 
 /// The end of a connection after the close handshake (or a failure):
@@ -268,11 +394,7 @@ fn poll_finish<S: AsyncRead + AsyncWrite + Unpin>(
     cx: &mut Context<'_>,
     write_cx: &mut Context<'_>,
 ) -> Poll<()> {
-    let timeout = inner.close_timeout;
-    let deadline = inner
-        .deadline
-        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + timeout)));
-    if deadline.as_mut().poll(cx).is_ready() {
+    if close_deadline_passed(inner, cx) {
         inner.conn.abort();
         return Poll::Ready(());
     }

@@ -49,6 +49,7 @@ use crate::queue::QueueLimits;
 use crate::request::UpgradeRequest;
 use crate::rooms::Rooms;
 use crate::router::Pattern;
+use crate::timeouts::Timeouts;
 use crate::transport::MaybeTlsStream;
 use crate::websocket::WebSocket;
 
@@ -146,6 +147,7 @@ pub struct Server {
     pub(crate) upgrade_hook: Option<UpgradeHook>,
     rooms: Arc<Rooms>,
     keepalive: Option<KeepAlive>,
+    timeouts: Timeouts,
     /// A hub given with [`Server::hub`], used instead of one made from the
     /// settings above.
     hub: Option<Arc<Hub>>,
@@ -173,6 +175,7 @@ impl Server {
             upgrade_hook: None,
             rooms: Arc::new(Rooms::new()),
             keepalive: None,
+            timeouts: Timeouts::default(),
             hub: None,
             #[cfg(feature = "tls")]
             tls: None,
@@ -272,11 +275,21 @@ impl Server {
         self
     }
 
-    /// Pings each client after `interval` of silence and drops it when
-    /// nothing arrives within `timeout` after that (see
-    /// [`WebSocket::set_keepalive`]).
+    /// Pings each client `interval` after it connected and after each
+    /// answer, and drops it when the pong does not arrive within `timeout`
+    /// (see [`WebSocket::set_keepalive`]). Off by default.
     pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
         self.keepalive = Some(KeepAlive { interval, timeout });
+        self
+    }
+
+    /// The message, idle and write timeouts of every connection (see
+    /// [`Timeouts`]; default [`Timeouts::default`]: a message must arrive
+    /// within 30 s of its first byte, a write must make progress within
+    /// 30 s, no idle timeout). Counted in
+    /// [`ServerHandle::timeout_stats`].
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
         self
     }
 
@@ -289,10 +302,10 @@ impl Server {
 
     /// Runs every connection in this [`Hub`] (e.g. one shared with an
     /// HTTP framework's routes in the same process). The hub's engine
-    /// settings, rooms, queue limits and keepalive then apply, instead of
-    /// this builder's [`config`](Self::config), [`rooms`](Self::rooms),
-    /// [`queue_limits`](Self::queue_limits) and
-    /// [`keepalive`](Self::keepalive). Stopping the server shuts the hub
+    /// settings, rooms, queue limits, keepalive and timeouts then apply,
+    /// instead of this builder's [`config`](Self::config),
+    /// [`rooms`](Self::rooms), [`queue_limits`](Self::queue_limits),
+    /// [`keepalive`](Self::keepalive) and [`timeouts`](Self::timeouts). Stopping the server shuts the hub
     /// down for good ([`Hub::shutdown`]), closing every connection in it,
     /// also those other acceptors attach later.
     pub fn hub(mut self, hub: Arc<Hub>) -> Self {
@@ -310,7 +323,8 @@ impl Server {
                     .with_config(self.config.clone())
                     .with_rooms(self.rooms.clone())
                     .with_queue_limits(self.queue_limits)
-                    .with_keepalive(self.keepalive),
+                    .with_keepalive(self.keepalive)
+                    .with_timeouts(self.timeouts),
             ),
         }
     }
