@@ -441,19 +441,6 @@ impl Connection {
     /// Fails with [`SendError::Closed`] once nothing more is read, and
     /// with [`SendError::InvalidCloseCode`] for a code that may not be
     /// sent.
-    ///
-    /// ```
-    /// use duplex_proto::{CloseCode, CloseFrame, Config, Connection, Role, State};
-    ///
-    /// let mut server = Connection::new(Role::Server, Config::default());
-    /// // The first bytes of a frame header, and then nothing for too long.
-    /// server.receive(&[0x82]);
-    /// assert_eq!(server.next_message(), Ok(None));
-    /// assert!(server.is_receiving());
-    /// server.fail(CloseFrame::new(CloseCode::Policy, "message timeout")).unwrap();
-    /// assert_eq!(server.state(), State::Failed);
-    /// assert_eq!(&server.take_output()[..4], &[0x88, 17, 0x03, 0xf0]);
-    /// ```
     pub fn fail(&mut self, frame: CloseFrame) -> Result<(), SendError> {
         if !self.life.can_receive() {
             return Err(SendError::Closed);
