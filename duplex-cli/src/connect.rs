@@ -44,8 +44,9 @@ pub struct ConnectArgs {
     /// With --reconnect: give up after this many failed attempts in a row.
     #[arg(long)]
     max_attempts: Option<u32>,
-    /// Ping the server after this many seconds of silence and give up when
-    /// it does not answer within as many seconds again.
+    /// Ping the server this many seconds after connecting and after each
+    /// answer, and give up when its pong does not arrive within as many
+    /// seconds again.
     #[arg(long)]
     keepalive: Option<f64>,
 }

@@ -3,11 +3,12 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use duplex::proto::deflate::{DeflateConfig, DeflateMemory};
 use duplex::Relay;
-use duplex::{Config, HttpResponse, Server, ServerSocket};
+use duplex::{Config, HttpResponse, Server, ServerSocket, Timeouts};
 
 /// The chat page, embedded at build time.
 const CHAT_PAGE: &str = include_str!("page/chat.html");
@@ -41,10 +42,23 @@ pub struct ServeArgs {
     /// `--compression-memory per-connection`); 1 saves ~63 KiB each.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u8).range(1..=9))]
     compression_mem_level: u8,
-    /// Ping clients after this many seconds of silence and drop those that
-    /// do not answer within as many seconds again.
-    #[arg(long)]
-    keepalive: Option<f64>,
+    /// Ping clients this many seconds after they connect and after each
+    /// answer, and drop those whose pong does not arrive within as many
+    /// seconds again (data does not count as an answer).
+    #[arg(long, value_name = "SECS", value_parser = seconds)]
+    keepalive: Option<Duration>,
+    /// Seconds within which a message must arrive whole once its first
+    /// byte has; a slower one closes the connection with 1008 (0 = off).
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "30")]
+    message_timeout: Duration,
+    /// Close connections with 1001 after this many seconds without a data
+    /// message either way (0, the default, = off).
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "0")]
+    idle_timeout: Duration,
+    /// Drop connections whose writes make no progress for this many
+    /// seconds: the client stopped reading (0 = off).
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "30")]
+    write_timeout: Duration,
     /// Worker threads (default: the cores this process may use; 1 runs a
     /// single-threaded runtime).
     #[arg(long)]
@@ -131,10 +145,15 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     if let Some(max) = args.max_connections {
         server = server.max_connections(max);
     }
-    if let Some(secs) = args.keepalive {
-        let every = std::time::Duration::from_secs_f64(secs);
+    if let Some(every) = args.keepalive {
         server = server.keepalive(every, every);
     }
+    let off_if_zero = |d: Duration| (!d.is_zero()).then_some(d);
+    server = server.timeouts(Timeouts {
+        message: off_if_zero(args.message_timeout),
+        idle: off_if_zero(args.idle_timeout),
+        write: off_if_zero(args.write_timeout),
+    });
     let scheme = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             let cert =
@@ -188,6 +207,16 @@ async fn echo(mut ws: ServerSocket) {
             break;
         }
     }
+}
+
+/// A number of seconds (fractions allowed), refused with a clear message
+/// when negative, not a number or too large.
+fn seconds(arg: &str) -> Result<Duration, String> {
+    let secs: f64 = arg
+        .parse()
+        .map_err(|_| format!("{arg:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{arg:?} is not a number of seconds from 0 up"))
 }
 
 async fn wait_for_signal() {

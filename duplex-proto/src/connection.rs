@@ -77,6 +77,8 @@ pub struct Connection {
     /// Boxed: most messages are one frame, and idle connections should
     /// stay small.
     message: Option<Box<IncomingMessage>>,
+    /// Messages received whole (see [`Connection::messages_received`]).
+    received: u64,
     utf8: Utf8Validator,
     output: WriteQueue,
     life: Lifecycle,
@@ -116,6 +118,7 @@ impl Connection {
             input: BytesMut::new(),
             frame: None,
             message: None,
+            received: 0,
             utf8: Utf8Validator::default(),
             output: WriteQueue::default(),
             life: Lifecycle::Open,
@@ -193,6 +196,26 @@ impl Connection {
                 .message
                 .as_ref()
                 .map_or(0, |message| message.data.capacity())
+    }
+
+    /// Whether a message is partly received: some of a frame (its header
+    /// or payload) or some frames of a fragmented message have arrived,
+    /// and the rest has not. Meaningful once [`Connection::next_message`]
+    /// has returned `Ok(None)` (before that, the bytes may hold whole
+    /// frames not parsed yet). The I/O layer uses it to time a message
+    /// that is slow to arrive (the engine has no clock).
+    pub fn is_receiving(&self) -> bool {
+        self.frame.is_some() || self.message.is_some() || !self.input.is_empty()
+    }
+
+    /// How many messages have been received whole: data messages, and
+    /// control frames outside a fragmented message (one in the middle of a
+    /// message does not end it). Counted by [`Connection::next_message`]
+    /// and [`Connection::lend_buffered`] alike. With
+    /// [`Connection::is_receiving`] it tells one message that is slow to
+    /// arrive from a stream of messages that each arrive in time.
+    pub fn messages_received(&self) -> u64 {
+        self.received
     }
 
     /// The bytes waiting to be written. Write them and call
@@ -321,9 +344,14 @@ impl Connection {
             match self.step() {
                 Ok(Step::NeedMore) => return Ok(None),
                 Ok(Step::Continue) => continue,
-                Ok(Step::Message(message)) => return Ok(Some(message)),
+                Ok(Step::Message(message)) => {
+                    if message.is_data() || self.message.is_none() {
+                        self.received += 1;
+                    }
+                    return Ok(Some(message));
+                }
                 Err(error) => {
-                    self.fail(&error);
+                    self.fail_on(&error);
                     return Err(error);
                 }
             }
@@ -387,7 +415,7 @@ impl Connection {
                     Ok(text) => MessageRef::Text(text),
                     Err(_) => {
                         let error = ProtocolError::InvalidUtf8;
-                        self.fail(&error);
+                        self.fail_on(&error);
                         return Err(error);
                     }
                 }
@@ -396,25 +424,45 @@ impl Connection {
             };
             f(message, &mut outbox!(self));
             self.input.advance(end);
+            self.received += 1;
             lent += 1;
         }
         Ok(lent)
     }
 
-    /// Fails the connection (RFC 6455 §7.1.7): queues a close frame with
-    /// the error's code (unless one was sent already), forgets what was
-    /// received and not yet returned, and reads nothing more.
-    ///
-    /// The engine calls it on every protocol error; an I/O layer calls it
-    /// for limits only it can see, such as a server-wide memory budget
-    /// ([`ProtocolError::OverMemoryBudget`]).
-    pub fn fail(&mut self, error: &ProtocolError) {
+    /// Fails the connection on a protocol error: queue a close frame with
+    /// the error's code (unless one was sent already) and stop reading.
+    fn fail_on(&mut self, error: &ProtocolError) {
+        let frame = CloseFrame::new(error.close_code(), error.to_string());
+        self.fail_with(&frame);
+    }
+
+    fn fail_with(&mut self, frame: &CloseFrame) {
         if self.life.can_send() {
-            let frame = CloseFrame::new(error.close_code(), error.to_string());
-            self.queue_close(Some(&frame));
+            self.queue_close(Some(frame));
         }
         self.life.fail();
         self.drop_input();
+    }
+
+    /// Fails the connection for a reason of the application or the I/O
+    /// layer (a timeout, a policy) the way a protocol error does (RFC 6455
+    /// §7.1.7): queues `frame` unless a close was sent already, and stops
+    /// reading. The transport is then closed without waiting for the
+    /// peer's close frame, which could be stuck behind the rest of a
+    /// message ([`Connection::transport_step`] shuts down, then drains).
+    /// Fails with [`SendError::Closed`] once nothing more is read, and
+    /// with [`SendError::InvalidCloseCode`] for a code that may not be
+    /// sent.
+    pub fn fail(&mut self, frame: CloseFrame) -> Result<(), SendError> {
+        if !self.life.can_receive() {
+            return Err(SendError::Closed);
+        }
+        if !frame.code.is_sendable() {
+            return Err(SendError::InvalidCloseCode(frame.code.into()));
+        }
+        self.fail_with(&frame);
+        Ok(())
     }
 
     /// Forgets what was received and not parsed: nothing more is read, so

@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 
 use crate::error::{Error, Failure, Result};
 use crate::keepalive::KeepAlive;
+use crate::timeouts::Timeouts;
 use crate::transport::MaybeTlsStream;
 use crate::websocket::WebSocket;
 
@@ -116,6 +117,7 @@ pub struct ClientBuilder {
     config: Config,
     limits: HandshakeLimits,
     keepalive: Option<KeepAlive>,
+    timeouts: Timeouts,
     #[cfg(feature = "tls")]
     tls: crate::tls::TlsOptions,
 }
@@ -132,6 +134,7 @@ impl ClientBuilder {
             config: Config::default(),
             limits: HandshakeLimits::default(),
             keepalive: None,
+            timeouts: Timeouts::default(),
             #[cfg(feature = "tls")]
             tls: crate::tls::TlsOptions::default(),
         }
@@ -162,11 +165,19 @@ impl ClientBuilder {
         self
     }
 
-    /// Pings the server after `interval` of silence and gives the
-    /// connection up when nothing arrives within `timeout` after that
-    /// (see [`WebSocket::set_keepalive`]).
+    /// Pings the server `interval` after connecting and after each answer,
+    /// and gives the connection up when the pong does not arrive within
+    /// `timeout` (see [`WebSocket::set_keepalive`]). Off by default.
     pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
         self.keepalive = Some(KeepAlive { interval, timeout });
+        self
+    }
+
+    /// The connection's message, idle and write timeouts (see
+    /// [`Timeouts`]; default [`Timeouts::default`]: message 30 s, write
+    /// 30 s, idle off).
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
         self
     }
 
@@ -288,6 +299,7 @@ impl ClientBuilder {
         let mut ws = WebSocket::from_parts(stream, established.connection, &buf[used..]);
         ws.set_protocol(established.protocol);
         ws.set_keepalive(self.keepalive);
+        ws.set_timeouts(self.timeouts);
         Ok(ws)
     }
 }

@@ -1,8 +1,6 @@
 //! The loop that runs a [`Handler`] over a connection: incoming messages
 //! to its callbacks, the session's outbound queue to the socket.
 
-use std::time::Duration;
-
 use duplex_proto::{CloseCode, CloseFrame, Message};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
@@ -13,28 +11,25 @@ use crate::queue::SendQueue;
 use crate::session::Session;
 use crate::websocket::{WebSocket, DEFAULT_CLOSE_TIMEOUT};
 
-/// How long a write may stall before the peer is given up: it stopped
-/// reading, so its socket and our queue would otherwise be held forever.
-const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Writes what is queued, giving up when the write stalls for
-/// [`WRITE_STALL_TIMEOUT`] or, once a close is decided (before or during the
-/// write), at the close deadline.
+/// Writes what is queued. A write that makes no progress is given up by
+/// the I/O loop after the connection's write timeout
+/// ([`Timeouts::write`](crate::Timeouts::write)); once a close is decided
+/// (before or during the write), the peer has until the close deadline.
 async fn write<S: AsyncRead + AsyncWrite + Unpin>(
     ws: &mut WebSocket<S>,
     queue: &SendQueue,
     close_deadline: &mut Option<Instant>,
 ) -> Result<()> {
-    let mut deadline = close_deadline.unwrap_or_else(|| Instant::now() + WRITE_STALL_TIMEOUT);
     loop {
+        let deadline = *close_deadline;
         tokio::select! {
             biased;
             written = ws.flush() => return written,
-            _ = tokio::time::sleep_until(deadline) => return Err(Error::Timeout("the peer stopped reading")),
-            _ = queue.close_notified(), if close_deadline.is_none() => {
-                let decided = Instant::now() + DEFAULT_CLOSE_TIMEOUT;
-                *close_deadline = Some(decided);
-                deadline = deadline.min(decided);
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                return Err(Error::Timeout("the peer stopped reading"));
+            }
+            _ = queue.close_notified(), if deadline.is_none() => {
+                *close_deadline = Some(Instant::now() + DEFAULT_CLOSE_TIMEOUT);
             }
         }
     }
@@ -45,8 +40,9 @@ async fn write<S: AsyncRead + AsyncWrite + Unpin>(
 /// The outbound queue is served first (`biased`), and the task yields to
 /// the scheduler as it handles incoming messages, so that a burst relayed
 /// by one connection cannot starve the others' writers. Writes are
-/// time-bounded; once a close is queued (by the application or the slow
-/// consumer policy), the peer has the close timeout to answer.
+/// time-bounded by the write timeout; once a close is queued (by the
+/// application or the slow consumer policy), the peer has the close
+/// timeout to answer.
 pub(crate) async fn drive<S, H>(mut ws: WebSocket<S>, mut handler: H, session: Session)
 where
     S: AsyncRead + AsyncWrite + Unpin,

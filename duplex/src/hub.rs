@@ -1,8 +1,8 @@
 //! [`Hub`]: what the connections of a server share, whoever accepted them.
 //!
 //! A hub holds the engine settings, the room registry, the outbound queue
-//! limits and their counters, keepalive, session ids, and the list of open
-//! connections that a shutdown closes. [`Server`](crate::Server) makes one
+//! limits and their counters, keepalive, the timeouts and their counters,
+//! session ids, and the list of open connections that a shutdown closes. [`Server`](crate::Server) makes one
 //! (or uses the one it is given); any other acceptor (an HTTP framework
 //! adapter, a test harness over an in-memory pipe) hands its upgraded
 //! sockets to the same hub, so a [`Handler`] with its [`Session`] and
@@ -24,6 +24,7 @@ use crate::request::UpgradeRequest;
 use crate::rooms::Rooms;
 use crate::session::Session;
 use crate::signals::Signals;
+use crate::timeouts::{Shared as SharedTimeouts, TimeoutStats, Timeouts};
 use crate::websocket::WebSocket;
 
 /// Connection ids, unique in the process: rooms key their members by it,
@@ -31,8 +32,9 @@ use crate::websocket::WebSocket;
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// What a server's connections share, whoever accepted them: engine
-/// settings, rooms, queue limits and counters, keepalive, session ids, and
-/// the open connections a shutdown closes.
+/// settings, rooms, queue limits and counters, keepalive, timeouts and
+/// their counters, session ids, and the open connections a shutdown
+/// closes.
 ///
 /// [`Server`](crate::Server) makes one from its settings, or runs in the
 /// one given to [`Server::hub`](crate::Server::hub). Any other acceptor
@@ -74,6 +76,10 @@ pub struct Hub {
     keepalive: Option<KeepAlive>,
     stats: Arc<QueueStats>,
     budget: Arc<MemoryBudget>,
+    timeout_stats: Arc<TimeoutStats>,
+    /// The timeouts, with `timeout_stats`, as every attached connection
+    /// holds them.
+    shared_timeouts: Arc<SharedTimeouts>,
     open: Mutex<HashMap<u64, Weak<Signals>>>,
     shutting_down: AtomicBool,
 }
@@ -96,6 +102,7 @@ impl Default for Hub {
 impl Hub {
     /// A hub with default settings and an empty room registry.
     pub fn new() -> Hub {
+        let timeout_stats = Arc::new(TimeoutStats::default());
         Hub {
             config: Arc::new(Config::default()),
             rooms: Arc::new(Rooms::new()),
@@ -103,6 +110,8 @@ impl Hub {
             keepalive: None,
             stats: Arc::new(QueueStats::default()),
             budget: Arc::new(MemoryBudget::default()),
+            shared_timeouts: SharedTimeouts::new(Timeouts::default(), Some(timeout_stats.clone())),
+            timeout_stats,
             open: Mutex::new(HashMap::new()),
             shutting_down: AtomicBool::new(false),
         }
@@ -149,6 +158,14 @@ impl Hub {
         self
     }
 
+    /// The [`Timeouts`] of every attached connection, replacing the
+    /// connection's own (default [`Timeouts::default`]: message 30 s,
+    /// write 30 s, idle off).
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Hub {
+        self.shared_timeouts = SharedTimeouts::new(timeouts, Some(self.timeout_stats.clone()));
+        self
+    }
+
     /// The engine's settings.
     pub fn config(&self) -> &Arc<Config> {
         &self.config
@@ -169,9 +186,20 @@ impl Hub {
         self.keepalive
     }
 
+    /// The timeouts attached connections get.
+    pub fn timeouts(&self) -> Timeouts {
+        self.shared_timeouts.timeouts()
+    }
+
     /// Counters of slow consumers closed and messages dropped.
     pub fn queue_stats(&self) -> &QueueStats {
         &self.stats
+    }
+
+    /// Counters of the connections each timeout cut off (keepalive's
+    /// included).
+    pub fn timeout_stats(&self) -> &TimeoutStats {
+        &self.timeout_stats
     }
 
     /// How many connections are attached and not finished.
@@ -183,8 +211,9 @@ impl Hub {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Attaches an upgraded connection: gives it the hub's keepalive, an
-    /// id, and a place in the list a shutdown closes. The connection is
+    /// Attaches an upgraded connection: gives it the hub's keepalive and
+    /// timeouts (counted in [`Hub::timeout_stats`]), an id, and a place in
+    /// the list a shutdown closes. The connection is
     /// detached when the returned [`Attached`] is dropped; after
     /// [`Hub::shutdown`], a connection is told to close as it attaches.
     pub fn attach<S: AsyncRead + AsyncWrite + Unpin>(
@@ -195,6 +224,7 @@ impl Hub {
             ws.set_keepalive(Some(keepalive));
         }
         ws.set_memory_budget(Some(self.budget.clone()));
+        ws.share_timeouts(self.shared_timeouts.clone());
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let signals = ws.signals();
         self.open().insert(id, Arc::downgrade(&signals));

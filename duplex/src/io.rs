@@ -5,12 +5,14 @@
 //! Everything here executes what the engine decides: it feeds received
 //! bytes to the [`Connection`], writes out what it queued, and carries out
 //! its [`TransportStep`]s when the connection closes. It also owns the
-//! run-time parts that need a clock or a socket: keepalive, the close
-//! timeout, the read buffer's size, the socket's low-water mark.
+//! run-time parts that need a clock or a socket: keepalive, the timeouts
+//! (`timeouts.rs`), the close timeout, the read buffer's size, the
+//! socket's low-water mark.
 //!
 //! Wakers are registered only on the paths that can wait, and always
 //! before the wait is set up (a split connection's lock is held
-//! throughout, so nothing can wake us in between).
+//! throughout, so nothing can wake us in between). The clocks are looked
+//! at only there too: when a read or a write is about to wait.
 
 use std::future::Future;
 use std::io::IoSlice;
@@ -18,7 +20,7 @@ use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
-use bytes::{Buf, Bytes};
+use bytes::Buf;
 use duplex_proto::{
     CloseCode, CloseFrame, Connection, Eof, Message, ProtocolError, State, TransportStep,
 };
@@ -27,9 +29,10 @@ use tokio::time::{Instant, Sleep};
 
 use crate::budget::{Direction, Reservation};
 use crate::error::{Error, Result};
-use crate::keepalive::{KeepAliveAction, KeepAliveTimer, KEEPALIVE_PAYLOAD};
+use crate::keepalive::{KeepAliveAction, KeepAliveTimer};
 use crate::read_buffer::ReadBuffer;
-use crate::signals::Link;
+use crate::signals::{Link, Signals};
+use crate::timeouts::{Clocks, Expired};
 use crate::transport::buffer_pool;
 use crate::warn_limit::RateLimited;
 
@@ -47,11 +50,14 @@ pub(crate) struct Inner<S> {
     /// the close frame unsent).
     pub(crate) pending_error: Option<Box<Error>>,
     pub(crate) close_timeout: Duration,
-    /// When the closing connection stops waiting for the peer.
+    /// When the closing connection stops waiting for the peer: set once
+    /// our close frame is out and we wait for the peer's, or once the
+    /// transport is being wound down.
     deadline: Option<Pin<Box<Sleep>>>,
     /// Boxed: most connections run without keepalive, and idle ones
     /// should stay small.
     pub(crate) keepalive: Option<Box<KeepAliveTimer>>,
+    pub(crate) clocks: Clocks,
     read_buffer: ReadBuffer,
     /// What this connection holds of its hub's memory budget (boxed: none
     /// on clients, and idle connections should stay small).
@@ -70,6 +76,7 @@ impl<S> Inner<S> {
             close_timeout,
             deadline: None,
             keepalive: None,
+            clocks: Clocks::standalone(),
             read_buffer: ReadBuffer::default(),
             budget: None,
             #[cfg(unix)]
@@ -89,7 +96,9 @@ impl<S> Inner<S> {
             return;
         }
         let error = ProtocolError::OverMemoryBudget;
-        self.conn.fail(&error);
+        let _ = self
+            .conn
+            .fail(CloseFrame::new(error.close_code(), error.to_string()));
         budget.clear(Direction::Incoming);
         BUDGET_WARNING.warn(|more| {
             tracing::warn!(
@@ -121,11 +130,35 @@ fn suppressed(more: u64) -> String {
     }
 }
 
+/// The error of a write that made no progress for the write timeout.
+const PEER_STOPPED_READING: &str = "the peer stopped reading";
+
 /// Queues a message. (A close the server asked for is started by the
 /// next `recv` or `flush`, after what was fed before it.)
 pub(crate) fn feed<S>(inner: &mut Inner<S>, message: Message) -> Result<()> {
+    let data = message.is_data();
     provide_write_buffer(&mut inner.conn);
-    inner.conn.send(message).map_err(Error::from)
+    inner.conn.send(message).map_err(Error::from)?;
+    if data {
+        inner.clocks.saw_data();
+    }
+    Ok(())
+}
+
+/// The next message already received, if any; keepalive sees the pongs
+/// and the idle clock the data messages.
+pub(crate) fn next_message<S>(inner: &mut Inner<S>) -> Result<Option<Message>> {
+    let message = inner.conn.next_message().map_err(Error::Protocol)?;
+    match &message {
+        Some(Message::Text(_) | Message::Binary(_)) => inner.clocks.saw_data(),
+        Some(Message::Pong(payload)) => {
+            if let Some(timer) = &mut inner.keepalive {
+                timer.saw_pong(payload);
+            }
+        }
+        _ => {}
+    }
+    Ok(message)
 }
 
 /// Lends the engine a pooled write buffer if it has none.
@@ -157,84 +190,88 @@ pub(crate) fn poll_flush<S: AsyncWrite + Unpin>(
     inner.take_close_request(link);
     link.signals.writer_write.register(cx.waker());
     let mut write_cx = Context::from_waker(&link.write_waker);
-    flush_inner(inner, &mut write_cx).map_err(io_error)
-}
-
-/// Why a stalled connection was dropped: its unsent data does not fit in
-/// the memory budget. Travels inside an `io::Error` out of the write loop.
-#[derive(Debug)]
-struct OverBudget;
-
-impl std::fmt::Display for OverBudget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("unsent data does not fit in the memory budget")
+    let flushed = ready!(flush_inner(inner, &mut write_cx));
+    if flushed.is_err() && inner.conn.state() == State::Finished {
+        // Given up: a reader waiting for the socket would wait for ever.
+        link.signals.read.wake();
     }
+    Poll::Ready(flushed)
 }
 
-impl std::error::Error for OverBudget {}
-
-/// An I/O error as the API reports it: a connection dropped for the
-/// memory budget is a full queue, not a socket failure.
-fn io_error(error: std::io::Error) -> Error {
-    if error
-        .get_ref()
-        .is_some_and(|inner| inner.is::<OverBudget>())
-    {
-        Error::QueueFull
-    } else {
-        Error::Io(error)
-    }
-}
-
+/// Writes out everything queued, giving the connection up when writing
+/// makes no progress for the write timeout.
 fn flush_inner<S: AsyncWrite + Unpin>(
     inner: &mut Inner<S>,
     cx: &mut Context<'_>,
-) -> Poll<std::io::Result<()>> {
+) -> Poll<Result<()>> {
     let Inner {
         stream,
         conn,
+        clocks,
         budget,
         ..
     } = inner;
+    match write_out(stream, conn, clocks, cx) {
+        Poll::Ready(Ok(())) => {
+            clocks.written_out();
+            if let Some(budget) = budget {
+                budget.clear(Direction::Outgoing);
+            }
+            Poll::Ready(Ok(()))
+        }
+        Poll::Ready(Err(e)) => Poll::Ready(Err(Error::Io(e))),
+        Poll::Pending if clocks.poll_write_blocked(cx) => {
+            // The other half may see the same expired clock: count once.
+            if conn.state() != State::Finished {
+                clocks.count(|stats| &stats.write);
+                conn.abort();
+            }
+            Poll::Ready(Err(Error::Timeout(PEER_STOPPED_READING)))
+        }
+        Poll::Pending => {
+            // The peer is not keeping up: what waits for it counts against
+            // the memory budget.
+            let Some(budget) = budget else {
+                return Poll::Pending;
+            };
+            if budget.hold(Direction::Outgoing, conn.pending_output().remaining()) {
+                return Poll::Pending;
+            }
+            conn.abort();
+            budget.clear(Direction::Outgoing);
+            BUDGET_WARNING.warn(|more| {
+                tracing::warn!(
+                    "dropping a connection that is not reading: its unsent data does not fit in the memory budget{}",
+                    suppressed(more)
+                )
+            });
+            Poll::Ready(Err(Error::QueueFull))
+        }
+    }
+}
+
+fn write_out<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    conn: &mut Connection,
+    clocks: &mut Clocks,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<()>> {
     while conn.has_output() {
         let mut slices = [IoSlice::new(&[]); 64];
         let count = conn.pending_output().chunks_vectored(&mut slices);
         // One buffer: a plain write is a little cheaper than writev.
         let written = if count == 1 {
-            Pin::new(&mut *stream).poll_write(cx, &slices[0])
+            ready!(Pin::new(&mut *stream).poll_write(cx, &slices[0]))?
         } else {
-            Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..count])
-        };
-        let written = match written {
-            Poll::Ready(result) => result?,
-            Poll::Pending => {
-                // The peer is not keeping up: what waits for it counts
-                // against the budget.
-                if let Some(budget) = budget {
-                    if !budget.hold(Direction::Outgoing, conn.pending_output().remaining()) {
-                        conn.abort();
-                        budget.clear(Direction::Outgoing);
-                        BUDGET_WARNING.warn(|more| {
-                            tracing::warn!(
-                                "dropping a connection that is not reading: its unsent data does not fit in the memory budget{}",
-                                suppressed(more)
-                            )
-                        });
-                        return Poll::Ready(Err(std::io::Error::other(OverBudget)));
-                    }
-                }
-                return Poll::Pending;
-            }
+            ready!(Pin::new(&mut *stream).poll_write_vectored(cx, &slices[..count]))?
         };
         if written == 0 {
             return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
         }
         conn.output().advance(written);
+        clocks.wrote();
     }
     ready!(Pin::new(&mut *stream).poll_flush(cx))?;
-    if let Some(budget) = budget {
-        budget.clear(Direction::Outgoing);
-    }
     conn.shrink_buffers();
     return_idle_write_buffer(conn);
     Poll::Ready(Ok(()))
@@ -251,7 +288,7 @@ pub(crate) fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
     let signals = &link.signals;
     let mut write_cx = Context::from_waker(&link.write_waker);
     loop {
-        match inner.conn.next_message() {
+        match next_message(inner) {
             Ok(Some(message)) => {
                 // The message is the application's now.
                 inner.account_incoming();
@@ -264,7 +301,7 @@ pub(crate) fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
                 return Poll::Ready(Some(Ok(message)));
             }
             Ok(None) => {}
-            Err(error) => inner.pending_error = Some(Box::new(Error::Protocol(error))),
+            Err(error) => inner.pending_error = Some(Box::new(error)),
         }
         match inner.conn.transport_step() {
             TransportStep::Read => {}
@@ -280,44 +317,13 @@ pub(crate) fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
             signals.reader_write.register(cx.waker());
             if let Poll::Ready(Err(e)) = flush_inner(inner, &mut write_cx) {
                 inner.conn.abort();
-                return Poll::Ready(Some(Err(io_error(e))));
-            }
-        }
-        if let Some(timer) = &mut inner.keepalive {
-            signals.reader_write.register(cx.waker());
-            match timer.poll(cx) {
-                Poll::Pending => {}
-                Poll::Ready(KeepAliveAction::Ping) => {
-                    let _ = inner
-                        .conn
-                        .send(Message::Ping(Bytes::from_static(KEEPALIVE_PAYLOAD)));
-                    let _ = flush_inner(inner, &mut write_cx);
-                    // Poll the timer once more, so that it is armed (with
-                    // our waker) for the answer's deadline.
-                    continue;
-                }
-                Poll::Ready(KeepAliveAction::GiveUp) => {
-                    inner.keepalive = None;
-                    let _ = inner
-                        .conn
-                        .close(Some(CloseFrame::new(CloseCode::Away, "keepalive timeout")));
-                    let _ = flush_inner(inner, &mut write_cx);
-                    inner.conn.abort();
-                    return Poll::Ready(Some(Err(Error::Timeout(
-                        "the peer did not answer keepalive pings",
-                    ))));
-                }
+                return Poll::Ready(Some(Err(e)));
             }
         }
         let remaining = inner.conn.frame_remaining();
         #[cfg(unix)]
         if let Some(low_water) = &mut inner.low_water {
-            // Keepalive must see every byte as it arrives: no mark then.
-            low_water.expect(if inner.keepalive.is_some() {
-                0
-            } else {
-                remaining
-            });
+            low_water.expect(remaining);
         }
         let Inner {
             stream,
@@ -335,6 +341,11 @@ pub(crate) fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
                 inner.account_incoming();
                 // For a server shutdown's close (`start_close`).
                 signals.read.register(cx.waker());
+                match on_wait(inner, signals, cx, &mut write_cx) {
+                    Waited::Nothing => {}
+                    Waited::Again => continue,
+                    Waited::End(item) => return Poll::Ready(item),
+                }
                 // A close requested before that registration would be
                 // missed: look once more.
                 if signals.close_pending() {
@@ -350,9 +361,6 @@ pub(crate) fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
             Poll::Ready(Ok(_)) => {
                 read_buffer.on_data();
                 inner.account_incoming();
-                if let Some(timer) = &mut inner.keepalive {
-                    timer.saw_data();
-                }
             }
             Poll::Ready(Err(e)) => {
                 inner.conn.abort();
@@ -360,6 +368,95 @@ pub(crate) fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
     }
+}
+
+/// What the clocks made of a wait for the socket.
+enum Waited {
+    /// Nothing is due: wait.
+    Nothing,
+    /// Something was queued or the connection failed: go round again.
+    Again,
+    /// The connection is over, with this last item.
+    End(Option<Result<Message>>),
+}
+
+/// The reader is about to wait for the socket: keepalive, the message and
+/// idle timeouts, and the end of a close handshake we started.
+fn on_wait<S: AsyncRead + AsyncWrite + Unpin>(
+    inner: &mut Inner<S>,
+    signals: &Signals,
+    cx: &mut Context<'_>,
+    write_cx: &mut Context<'_>,
+) -> Waited {
+    match inner.conn.state() {
+        State::Open => {}
+        State::CloseSent => {
+            // The close we sent (or the application fed) must be answered
+            // within the close timeout, whoever is waiting for it.
+            if close_deadline_passed(inner, cx) {
+                inner.conn.abort();
+                return Waited::End(Some(Err(Error::Timeout("waiting for the peer's close"))));
+            }
+            return Waited::Nothing;
+        }
+        _ => return Waited::Nothing,
+    }
+    if let Some(timer) = &mut inner.keepalive {
+        signals.reader_write.register(cx.waker());
+        match timer.poll(cx) {
+            Poll::Pending => {}
+            Poll::Ready(KeepAliveAction::Ping(payload)) => {
+                let _ = inner.conn.send(Message::Ping(payload));
+                // The loop writes it; the next wait arms the timer for
+                // the pong's deadline.
+                return Waited::Again;
+            }
+            Poll::Ready(KeepAliveAction::GiveUp) => {
+                inner.keepalive = None;
+                inner.clocks.count(|stats| &stats.keepalive);
+                let _ = inner
+                    .conn
+                    .close(Some(CloseFrame::new(CloseCode::Away, "keepalive timeout")));
+                let _ = flush_inner(inner, write_cx);
+                inner.conn.abort();
+                return Waited::End(Some(Err(Error::Timeout(
+                    "the peer did not answer keepalive pings",
+                ))));
+            }
+        }
+    }
+    match inner.clocks.poll_read(&inner.conn, cx) {
+        None => Waited::Nothing,
+        Some(Expired::Message) => {
+            inner.clocks.count(|stats| &stats.message);
+            // Its close frame would be stuck behind the rest of the
+            // message: fail rather than wait for it.
+            let _ = inner
+                .conn
+                .fail(CloseFrame::new(CloseCode::Policy, "message timeout"));
+            inner.pending_error = Some(Box::new(Error::Timeout(
+                "a message did not arrive within the message timeout",
+            )));
+            Waited::Again
+        }
+        Some(Expired::Idle) => {
+            inner.clocks.count(|stats| &stats.idle);
+            let _ = inner
+                .conn
+                .close(Some(CloseFrame::new(CloseCode::Away, "idle timeout")));
+            Waited::Again
+        }
+    }
+}
+
+/// Whether the close timeout, counted from the first time this is asked,
+/// has passed; `cx` is woken when it does.
+fn close_deadline_passed<S>(inner: &mut Inner<S>, cx: &mut Context<'_>) -> bool {
+    let timeout = inner.close_timeout;
+    let deadline = inner
+        .deadline
+        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + timeout)));
+    deadline.as_mut().poll(cx).is_ready()
 }
 
 /// The end of a connection after the close handshake (or a failure):
@@ -371,11 +468,7 @@ fn poll_finish<S: AsyncRead + AsyncWrite + Unpin>(
     cx: &mut Context<'_>,
     write_cx: &mut Context<'_>,
 ) -> Poll<()> {
-    let timeout = inner.close_timeout;
-    let deadline = inner
-        .deadline
-        .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + timeout)));
-    if deadline.as_mut().poll(cx).is_ready() {
+    if close_deadline_passed(inner, cx) {
         inner.conn.abort();
         return Poll::Ready(());
     }

@@ -39,7 +39,7 @@
 //!
 //! The protocol, negotiation included, lives in the engine; this crate
 //! executes what the engine decides. A [`Hub`] holds what connections
-//! share (settings, rooms, queue limits, keepalive, shutdown), so a
+//! share (settings, rooms, queue limits, keepalive, timeouts, shutdown), so a
 //! [`Handler`] works the same whoever accepted the socket.
 //!
 //! ## Which API to use
@@ -106,6 +106,7 @@ mod server;
 mod session;
 mod signals;
 mod split;
+mod timeouts;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
 pub mod tls;
@@ -131,6 +132,7 @@ pub use rooms::Rooms;
 pub use server::{BoundServer, HttpResponse, Server, ServerHandle, ServerSocket, UpgradeDecision};
 pub use session::Session;
 pub use split::{WsReader, WsWriter};
+pub use timeouts::{TimeoutStats, Timeouts, DEFAULT_MESSAGE_TIMEOUT, DEFAULT_WRITE_TIMEOUT};
 pub use transport::MaybeTlsStream;
 #[cfg(feature = "tls")]
 pub use transport::ReadAhead;

@@ -30,15 +30,19 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::budget::{MemoryBudget, Reservation};
 use crate::error::{Error, Result};
 use crate::io::{
-    feed, poll_close, poll_flush, poll_ready, poll_recv, provide_write_buffer,
+    feed, next_message, poll_close, poll_flush, poll_ready, poll_recv, provide_write_buffer,
     return_idle_write_buffer, Inner,
 };
 use crate::keepalive::{KeepAlive, KeepAliveTimer};
 use crate::signals::{Link, Signals};
+use crate::timeouts::{Shared as SharedTimeouts, Timeouts};
 
 /// How long a closing connection waits for the peer by default: for its
 /// close frame, and then (a client) for the server to close the TCP
-/// connection.
+/// connection. Counted from when the connection first waits for the
+/// peer's close (after a close it sent, whoever sent it: the application,
+/// a server shutdown, the idle timeout) or for the end of the transport
+/// (after a failure, such as the message timeout).
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A WebSocket connection over any async byte stream `S` (a `TcpStream`, a
@@ -155,19 +159,41 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.inner.conn.is_compressed()
     }
 
-    /// Sets how long [`WebSocket::close`] waits for the peer (default 5 s).
+    /// Sets how long a closing connection waits for the peer (default 5 s,
+    /// see [`DEFAULT_CLOSE_TIMEOUT`]); then the socket is dropped.
     pub fn set_close_timeout(&mut self, timeout: Duration) {
         self.inner.close_timeout = timeout;
     }
 
-    /// Turns keepalive on (or off with `None`): while [`WebSocket::recv`]
-    /// is being awaited, a ping goes out after `interval` without any
-    /// incoming data, and if nothing arrives within `timeout` after it, the
+    /// Turns keepalive on (or off with `None`, the default): while
+    /// [`WebSocket::recv`] is being awaited, a ping goes out `interval`
+    /// after the connection opened and after each answered ping, and if no
+    /// pong with the ping's payload arrives within `timeout` after it, the
     /// connection is given up: `recv` returns [`Error::Timeout`], the peer
     /// gets a close 1001 if the socket still takes it, and the close code
-    /// reported is 1006.
+    /// reported is 1006. Data does not count as an answer (see
+    /// [`KeepAlive`]).
     pub fn set_keepalive(&mut self, keepalive: Option<KeepAlive>) {
         self.inner.keepalive = keepalive.map(|settings| Box::new(KeepAliveTimer::new(settings)));
+    }
+
+    /// Sets the connection's [`Timeouts`]: by default a message must
+    /// arrive within 30 s of its first byte and a write must make progress
+    /// within 30 s, and there is no idle timeout ([`Timeouts::default`]).
+    /// The idle clock starts again from now.
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) {
+        self.inner.clocks.set(timeouts);
+    }
+
+    /// The connection's timeouts.
+    pub fn timeouts(&self) -> Timeouts {
+        self.inner.clocks.settings()
+    }
+
+    /// Takes timeouts and their counters shared with other connections
+    /// (a hub's).
+    pub(crate) fn share_timeouts(&mut self, shared: Arc<SharedTimeouts>) {
+        self.inner.clocks.share(shared);
     }
 
     /// Receives the next message; `None` once the connection is over.
@@ -184,11 +210,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// waiting: after a `recv`, call this until `None` to handle a whole
     /// batch of pipelined messages before one `flush`.
     pub fn try_recv_buffered(&mut self) -> Option<Result<Message>> {
-        match self.inner.conn.next_message() {
-            Ok(Some(message)) => Some(Ok(message)),
-            Ok(None) => None,
-            Err(error) => Some(Err(Error::Protocol(error))),
-        }
+        next_message(&mut self.inner).transpose()
     }
 
     /// Lends every message already buffered whole in one uncompressed
@@ -228,6 +250,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         provide_write_buffer(&mut inner.conn);
         let lent = inner.conn.lend_buffered(f).map_err(Error::Protocol);
         inner.account_incoming();
+        if matches!(lent, Ok(n) if n > 0) {
+            inner.clocks.saw_data();
+        }
         // If nothing was queued, an idle connection keeps no buffer.
         return_idle_write_buffer(&mut inner.conn);
         lent

@@ -1,15 +1,18 @@
 //! Keepalive over real sockets on 127.0.0.1: a client gives up on a server
 //! that stops answering, a server drops a client that never answers its
-//! pings (on a plain route and on a handler route), and peers whose engine
-//! answers pings stay connected for as long as they like.
+//! pings (on a plain route and on a handler route), also when it keeps
+//! sending data or answers with pongs of another payload, the client and
+//! the reconnecting client do the same with such a server, and peers that
+//! answer pings with their payload stay connected for as long as they like.
 //!
-//! The silent peers are hand-written: a raw TCP socket completes the
+//! The misbehaving peers are hand-written: a raw TCP socket completes the
 //! handshake (accept key from `duplex::proto::handshake::accept_key`) and
-//! then only reads, logging the frames it gets.
+//! then only reads, logging the frames it gets, or chatters.
 
 mod common;
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::{echo, within, Running};
@@ -371,4 +374,245 @@ async fn server_keepalive_keeps_a_client_that_keeps_reading() {
         server.wait_idle(STEP).await;
     }
     server.stop().await;
+}
+
+/// How a raw peer answers pings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    /// Never.
+    Nothing,
+    /// With a pong of another payload.
+    WrongPong,
+    /// With the pong RFC 6455 asks for (the ping's payload).
+    Pong,
+}
+
+/// A frame from a raw peer: masked when it plays a client.
+fn raw_frame(opcode: u8, payload: &[u8], client: bool) -> Vec<u8> {
+    let mask = client.then_some([0x37, 0xfa, 0x21, 0x3d]);
+    common::frame(0x80 | opcode, payload, mask)
+}
+
+/// Plays a peer over an upgraded `tcp`: sends a text frame every 50 ms
+/// (unless it only answers), answers pings as told, and reports what it
+/// receives until the stream ends.
+async fn chatter(
+    tcp: TcpStream,
+    mut buf: Vec<u8>,
+    client: bool,
+    answer: Answer,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let (mut rd, mut wr) = tcp.into_split();
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut chunk = [0u8; 4096];
+    loop {
+        while let Some((opcode, payload)) = parse_frame(&mut buf) {
+            let reply = match (opcode, answer) {
+                (0x9, Answer::Pong) => Some(raw_frame(0xA, &payload, client)),
+                (0x9, Answer::WrongPong) => Some(raw_frame(0xA, b"something else", client)),
+                _ => None,
+            };
+            if let Some(reply) = reply {
+                let _ = wr.write_all(&reply).await;
+            }
+            let seen = Seen {
+                at: Instant::now(),
+                opcode,
+                payload,
+            };
+            let _ = events.send(Event::Frame(seen));
+        }
+        tokio::select! {
+            _ = tick.tick(), if answer != Answer::Pong => {
+                let _ = wr.write_all(&raw_frame(0x1, b"still talking", client)).await;
+            }
+            read = rd.read(&mut chunk) => match read {
+                Ok(0) | Err(_) => {
+                    let clean = matches!(read, Ok(0));
+                    let _ = events.send(Event::End { at: Instant::now(), clean });
+                    return;
+                }
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            },
+        }
+    }
+}
+
+/// A raw client on `path` that plays [`chatter`].
+async fn chatty_client(
+    addr: SocketAddr,
+    path: &str,
+    answer: Answer,
+) -> mpsc::UnboundedReceiver<Event> {
+    let client = common::RawClient::open(addr, path).await;
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(chatter(client.tcp, Vec::new(), true, answer, tx));
+    rx
+}
+
+/// Waits for the end of a raw peer's connection; returns the close code
+/// it got, if any, and when the connection ended.
+async fn wait_end(
+    events: &mut mpsc::UnboundedReceiver<Event>,
+    what: &str,
+) -> (Option<u16>, Instant) {
+    let mut close = None;
+    loop {
+        match next_event(events, what).await {
+            Event::Frame(seen) if seen.opcode == 0x8 => close = Some(close_code_of(&seen.payload)),
+            Event::Frame(_) => {}
+            Event::End { at, .. } => return (close, at),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_drops_a_client_that_sends_data_but_no_pongs() {
+    let server = Running::start(keepalive_server()).await;
+    let mut dropped = 0;
+    for answer in [Answer::Nothing, Answer::WrongPong] {
+        for path in ["/echo", "/chat/talkative"] {
+            let connected = Instant::now();
+            let mut events = chatty_client(server.addr, path, answer).await;
+            let (close, end) = wait_end(&mut events, "the server to give up").await;
+            let took = end - connected;
+            eprintln!("{path}, {answer:?}: close {close:?}, dropped after {took:?}");
+            assert!(
+                matches!(close, None | Some(1001)),
+                "{path}: close code {close:?}"
+            );
+            assert!(
+                took + Duration::from_millis(50) >= INTERVAL + TIMEOUT,
+                "{path}, {answer:?}: dropped after only {took:?}"
+            );
+            assert!(
+                took <= INTERVAL + TIMEOUT + MARGIN,
+                "{path}, {answer:?}: dropped only after {took:?}"
+            );
+            server.wait_idle(STEP).await;
+            dropped += 1;
+            let stats = server.handle.timeout_stats();
+            assert_eq!(stats.keepalive.load(Ordering::Relaxed), dropped);
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_keeps_a_client_that_only_answers_pings_with_their_payload() {
+    let server = Running::start(keepalive_server()).await;
+    let mut events = chatty_client(server.addr, "/echo", Answer::Pong).await;
+    // Six intervals, each longer than interval + timeout would allow
+    // without answers.
+    let deadline = Instant::now() + INTERVAL * 6;
+    let mut pings = std::collections::HashSet::new();
+    while let Ok(event) = tokio::time::timeout_at(deadline.into(), events.recv()).await {
+        match event.expect("the peer task ended early") {
+            Event::Frame(seen) if seen.opcode == 0x9 => {
+                assert!(pings.insert(seen.payload.clone()), "a ping payload reused");
+            }
+            other => panic!("the server dropped a client that answers: {other:?}"),
+        }
+    }
+    assert!(pings.len() >= 3, "only {} pings", pings.len());
+    assert_eq!(server.handle.connections(), 1);
+    assert_eq!(
+        server
+            .handle
+            .timeout_stats()
+            .keepalive
+            .load(Ordering::Relaxed),
+        0
+    );
+    server.stop().await;
+}
+
+/// A "server" that accepts `n` WebSocket connections one after another
+/// and plays [`chatter`] on each, never answering pings.
+async fn chatty_server(n: usize) -> (SocketAddr, mpsc::UnboundedReceiver<Event>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        for _ in 0..n {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            let (head, rest) = read_head(&mut tcp).await;
+            let key = header(&head, "sec-websocket-key").expect("a Sec-WebSocket-Key");
+            let response = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Accept: {}\r\n\r\n",
+                accept_key(key)
+            );
+            tcp.write_all(response.as_bytes()).await.unwrap();
+            tokio::spawn(chatter(tcp, rest, false, Answer::Nothing, tx.clone()));
+        }
+    });
+    (addr, rx)
+}
+
+#[tokio::test]
+async fn client_gives_up_on_a_server_that_sends_data_but_no_pongs() {
+    let (addr, _events) = chatty_server(1).await;
+    let mut ws = ClientBuilder::new(format!("ws://{addr}/"))
+        .keepalive(INTERVAL, TIMEOUT)
+        .connect()
+        .await
+        .unwrap();
+    let connected = Instant::now();
+    let mut messages = 0;
+    let error = within(STEP, "recv to give up", async {
+        loop {
+            match ws.recv().await {
+                Some(Ok(Message::Text(_))) => messages += 1,
+                Some(Ok(other)) => panic!("unexpected {other:?}"),
+                Some(Err(e)) => return e,
+                None => panic!("the connection ended without an error"),
+            }
+        }
+    })
+    .await;
+    let took = connected.elapsed();
+    assert!(matches!(error, Error::Timeout(_)), "{error:?}");
+    assert!(messages >= 3, "only {messages} messages before giving up");
+    assert!(
+        took + Duration::from_millis(50) >= INTERVAL + TIMEOUT
+            && took <= INTERVAL + TIMEOUT + MARGIN,
+        "gave up after {took:?}"
+    );
+    assert_eq!(ws.close_code(), CloseCode::Abnormal);
+}
+
+#[tokio::test]
+async fn reconnecting_client_reconnects_after_a_keepalive_timeout() {
+    use duplex::reconnect::{ClientEvent, ReconnectPolicy, ReconnectingClient};
+    let (addr, _events) = chatty_server(2).await;
+    let builder = ClientBuilder::new(format!("ws://{addr}/")).keepalive(INTERVAL, TIMEOUT);
+    let policy = ReconnectPolicy {
+        initial: Duration::from_millis(50),
+        ..ReconnectPolicy::default()
+    };
+    let mut client = ReconnectingClient::spawn(builder, policy);
+    let mut seen = Vec::new();
+    within(STEP, "a second connection", async {
+        loop {
+            let event = client.next_event().await.expect("an event");
+            let done = matches!(event, ClientEvent::Connected { .. }) && !seen.is_empty();
+            if !matches!(event, ClientEvent::Message(_)) {
+                seen.push(format!("{event:?}"));
+            }
+            if done {
+                break;
+            }
+        }
+    })
+    .await;
+    assert_eq!(seen.len(), 4, "{seen:#?}");
+    assert!(seen[0].starts_with("Connected"), "{seen:#?}");
+    assert!(
+        seen[1].starts_with("Disconnected") && seen[1].contains("keepalive"),
+        "{seen:#?}"
+    );
+    assert!(seen[2].starts_with("Reconnecting"), "{seen:#?}");
+    assert!(seen[3].starts_with("Connected"), "{seen:#?}");
 }

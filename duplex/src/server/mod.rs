@@ -50,6 +50,7 @@ use crate::queue::QueueLimits;
 use crate::request::UpgradeRequest;
 use crate::rooms::Rooms;
 use crate::router::Pattern;
+use crate::timeouts::Timeouts;
 use crate::transport::MaybeTlsStream;
 use crate::websocket::WebSocket;
 
@@ -148,6 +149,7 @@ pub struct Server {
     rooms: Arc<Rooms>,
     keepalive: Option<KeepAlive>,
     memory_budget: Option<Arc<MemoryBudget>>,
+    timeouts: Timeouts,
     /// A hub given with [`Server::hub`], used instead of one made from the
     /// settings above.
     hub: Option<Arc<Hub>>,
@@ -176,6 +178,7 @@ impl Server {
             rooms: Arc::new(Rooms::new()),
             keepalive: None,
             memory_budget: None,
+            timeouts: Timeouts::default(),
             hub: None,
             #[cfg(feature = "tls")]
             tls: None,
@@ -275,9 +278,9 @@ impl Server {
         self
     }
 
-    /// Pings each client after `interval` of silence and drops it when
-    /// nothing arrives within `timeout` after that (see
-    /// [`WebSocket::set_keepalive`]).
+    /// Pings each client `interval` after it connected and after each
+    /// answer, and drops it when the pong does not arrive within `timeout`
+    /// (see [`WebSocket::set_keepalive`]). Off by default.
     pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
         self.keepalive = Some(KeepAlive { interval, timeout });
         self
@@ -292,6 +295,16 @@ impl Server {
         self
     }
 
+    /// The message, idle and write timeouts of every connection (see
+    /// [`Timeouts`]; default [`Timeouts::default`]: a message must arrive
+    /// within 30 s of its first byte, a write must make progress within
+    /// 30 s, no idle timeout). Counted in
+    /// [`ServerHandle::timeout_stats`].
+    pub fn timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
     /// Uses this room registry (e.g. shared with other servers of the
     /// process) instead of the server's own.
     pub fn rooms(mut self, rooms: Arc<Rooms>) -> Self {
@@ -301,10 +314,11 @@ impl Server {
 
     /// Runs every connection in this [`Hub`] (e.g. one shared with an
     /// HTTP framework's routes in the same process). The hub's engine
-    /// settings, rooms, queue limits, keepalive and memory budget then
-    /// apply, instead of this builder's [`config`](Self::config),
-    /// [`rooms`](Self::rooms), [`queue_limits`](Self::queue_limits),
-    /// [`keepalive`](Self::keepalive) and
+    /// settings, rooms, queue limits, keepalive, timeouts and memory
+    /// budget then apply, instead of this builder's
+    /// [`config`](Self::config), [`rooms`](Self::rooms),
+    /// [`queue_limits`](Self::queue_limits), [`keepalive`](Self::keepalive),
+    /// [`timeouts`](Self::timeouts) and
     /// [`memory_budget`](Self::memory_budget). Stopping the server shuts the hub
     /// down for good ([`Hub::shutdown`]), closing every connection in it,
     /// also those other acceptors attach later.
@@ -323,7 +337,8 @@ impl Server {
                     .with_config(self.config.clone())
                     .with_rooms(self.rooms.clone())
                     .with_queue_limits(self.queue_limits)
-                    .with_keepalive(self.keepalive);
+                    .with_keepalive(self.keepalive)
+                    .with_timeouts(self.timeouts);
                 if let Some(budget) = &self.memory_budget {
                     hub = hub.with_memory_budget(budget.clone());
                 }

@@ -16,6 +16,7 @@ use super::Server;
 use crate::error::Result;
 use crate::hub::Hub;
 use crate::queue::QueueStats;
+use crate::timeouts::TimeoutStats;
 use crate::warn_limit::RateLimited;
 
 /// A listening server; [`BoundServer::serve`] runs it.
@@ -78,6 +79,11 @@ impl ServerHandle {
     /// Counters of slow consumers closed and messages dropped.
     pub fn queue_stats(&self) -> &QueueStats {
         self.state.hub.queue_stats()
+    }
+
+    /// Counters of the connections each timeout cut off.
+    pub fn timeout_stats(&self) -> &TimeoutStats {
+        self.state.hub.timeout_stats()
     }
 
     /// The hub the server's connections run in.

@@ -5,9 +5,10 @@
 //! (a mark of the whole frame was measured slower: nothing overlaps).
 //!
 //! Only on plain TCP: with TLS, socket bytes and payload bytes differ, and
-//! a decrypted record could wait behind a mark that is never reached. Not
-//! with keepalive either: data held back by the kernel would look like
-//! silence to it.
+//! a decrypted record could wait behind a mark that is never reached.
+//! Keepalive and the message timeout need no byte held back by the kernel:
+//! a pong cannot arrive before the frame in progress ends, and a frame's
+//! header is read before the mark goes up (it is 1 between frames).
 
 use std::os::fd::RawFd;
 
