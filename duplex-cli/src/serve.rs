@@ -41,6 +41,11 @@ pub struct ServeArgs {
     /// Largest message accepted, in bytes.
     #[arg(long, default_value_t = 64 << 20)]
     max_message_size: usize,
+    /// Seconds a shutdown (SIGINT, SIGTERM) gives clients to take what is
+    /// queued for them and answer the close 1001; what is still unsent
+    /// then is dropped and counted in one warning.
+    #[arg(long, default_value_t = 3.0)]
+    shutdown_grace: f64,
 }
 
 impl ServeArgs {
@@ -72,6 +77,13 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     if let Some(max) = args.max_connections {
         server = server.max_connections(max);
     }
+    let grace = std::time::Duration::try_from_secs_f64(args.shutdown_grace).map_err(|_| {
+        format!(
+            "--shutdown-grace {}: not a number of seconds",
+            args.shutdown_grace
+        )
+    })?;
+    server = server.shutdown_grace(grace);
     if let Some(secs) = args.keepalive {
         let every = std::time::Duration::from_secs_f64(secs);
         server = server.keepalive(every, every);

@@ -3,38 +3,81 @@
 
 use std::time::Duration;
 
-use duplex_proto::{CloseCode, CloseFrame, Message};
+use duplex_proto::Message;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::handler::Handler;
-use crate::queue::SendQueue;
+use crate::queue::{QueuedClose, SendQueue};
 use crate::session::Session;
-use crate::websocket::{WebSocket, DEFAULT_CLOSE_TIMEOUT};
+use crate::websocket::WebSocket;
 
 /// How long a write may stall before the peer is given up: it stopped
 /// reading, so its socket and our queue would otherwise be held forever.
 const WRITE_STALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Where the connection is in its close.
+#[derive(Default)]
+struct Closing {
+    /// Set when a close is decided; the peer must be done by then.
+    deadline: Option<Instant>,
+    /// Whether the close frame was handed to the engine.
+    fed: bool,
+}
+
+impl Closing {
+    /// A close was decided (now, unless earlier): its deadline, the
+    /// queue's close timeout from now.
+    fn decide(&mut self, queue: &SendQueue) -> Instant {
+        *self
+            .deadline
+            .get_or_insert_with(|| Instant::now() + queue.close_timeout())
+    }
+
+    /// Hands the close to the engine: after what was fed, or ahead of what
+    /// is not written yet (counting the messages it overtakes as dropped).
+    fn feed<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        ws: &mut WebSocket<S>,
+        queue: &SendQueue,
+        close: QueuedClose,
+    ) {
+        self.decide(queue);
+        self.fed = true;
+        if close.ahead {
+            queue.count_dropped(ws.close_now(close.frame));
+        } else {
+            let _ = ws.feed(Message::Close(Some(close.frame)));
+        }
+    }
+}
+
 /// Writes what is queued, giving up when the write stalls for
-/// [`WRITE_STALL_TIMEOUT`] or, once a close is decided (before or during the
-/// write), at the close deadline.
+/// [`WRITE_STALL_TIMEOUT`], once a close is decided (before or during the
+/// write) at the close deadline, or when the connection is abandoned. A
+/// close that replaces the queue (the slow-consumer close) is handed to the
+/// engine as soon as it is decided, to overtake what this write has not
+/// started.
 async fn write<S: AsyncRead + AsyncWrite + Unpin>(
     ws: &mut WebSocket<S>,
     queue: &SendQueue,
-    close_deadline: &mut Option<Instant>,
+    closing: &mut Closing,
 ) -> Result<()> {
-    let mut deadline = close_deadline.unwrap_or_else(|| Instant::now() + WRITE_STALL_TIMEOUT);
+    let mut deadline = closing
+        .deadline
+        .unwrap_or_else(|| Instant::now() + WRITE_STALL_TIMEOUT);
     loop {
         tokio::select! {
             biased;
             written = ws.flush() => return written,
             _ = tokio::time::sleep_until(deadline) => return Err(Error::Timeout("the peer stopped reading")),
-            _ = queue.close_notified(), if close_deadline.is_none() => {
-                let decided = Instant::now() + DEFAULT_CLOSE_TIMEOUT;
-                *close_deadline = Some(decided);
-                deadline = deadline.min(decided);
+            _ = queue.abandoned() => return Err(Error::Timeout("the shutdown grace ran out")),
+            _ = queue.close_notified(), if closing.deadline.is_none() => {
+                deadline = deadline.min(closing.decide(queue));
+                if let Some(frame) = queue.close_ahead() {
+                    closing.feed(ws, queue, QueuedClose { frame, ahead: true });
+                }
             }
         }
     }
@@ -45,8 +88,10 @@ async fn write<S: AsyncRead + AsyncWrite + Unpin>(
 /// The outbound queue is served first (`biased`), and the task yields to
 /// the scheduler as it handles incoming messages, so that a burst relayed
 /// by one connection cannot starve the others' writers. Writes are
-/// time-bounded; once a close is queued (by the application or the slow
-/// consumer policy), the peer has the close timeout to answer.
+/// time-bounded; once a close is queued (by the application, the slow
+/// consumer policy or a shutdown), the peer has the close timeout (a
+/// server's shutdown grace, if longer) to take what is queued and answer. At the end, whatever was accepted and not written is counted in
+/// [`QueueStats::unsent`](crate::QueueStats::unsent).
 pub(crate) async fn drive<S, H>(mut ws: WebSocket<S>, mut handler: H, session: Session)
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -55,31 +100,38 @@ where
     handler.on_open(&session).await;
     let queue = session.queue();
     let mut batch = Vec::new();
-    // Set when a close is decided; the peer must be done by then.
-    let mut close_deadline: Option<Instant> = None;
-    let mut close_fed = false;
+    let mut closing = Closing::default();
     loop {
-        let deadline = close_deadline.unwrap_or_else(Instant::now);
+        let deadline = closing.deadline.unwrap_or_else(Instant::now);
         tokio::select! {
             biased;
-            _ = queue.notified(), if !close_fed => {
+            _ = queue.notified() => {
+                if queue.is_abandoned() {
+                    break;
+                }
+                if closing.fed {
+                    // Nothing more goes out: the close is on its way.
+                    continue;
+                }
                 let close = queue.drain(&mut batch);
+                // The engine refuses messages once it is closing (a close
+                // from outside): those are never sent.
+                let mut refused = 0;
                 for message in batch.drain(..) {
-                    if ws.feed(message).is_err() {
-                        break;
+                    if refused > 0 || ws.feed(message).is_err() {
+                        refused += 1;
                     }
                 }
-                if let Some(frame) = close {
-                    close_deadline.get_or_insert_with(|| Instant::now() + DEFAULT_CLOSE_TIMEOUT);
-                    close_fed = true;
-                    let _ = ws.feed(Message::Close(Some(frame)));
+                queue.count_unsent(refused);
+                if let Some(close) = close {
+                    closing.feed(&mut ws, queue, close);
                 }
-                if let Err(error) = write(&mut ws, queue, &mut close_deadline).await {
+                if let Err(error) = write(&mut ws, queue, &mut closing).await {
                     handler.on_error(&session, &error).await;
                     break;
                 }
             }
-            _ = tokio::time::sleep_until(deadline), if close_deadline.is_some() => break,
+            _ = tokio::time::sleep_until(deadline), if closing.deadline.is_some() => break,
             item = ws.recv() => match item {
                 Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
                     handler.on_message(&session, message).await;
@@ -91,8 +143,9 @@ where
             },
         }
     }
-    // Nothing more will be sent: refuse further messages.
-    queue.close(CloseFrame::new(CloseCode::Normal, ""));
+    // Nothing more will be sent: refuse further messages, and count what
+    // was accepted and not written.
+    queue.finish(ws.unsent_messages());
     let frame = ws.close_frame();
     let reason = frame.as_ref().map_or("", |f| f.reason.as_str());
     handler.on_close(&session, ws.close_code(), reason).await;
