@@ -38,12 +38,21 @@ pub struct ConnectArgs {
     #[arg(long, default_value_t = 10.0)]
     timeout: f64,
     /// Reconnect with exponential backoff when the connection drops;
-    /// lines typed meanwhile are queued and sent after the reconnect.
+    /// lines typed meanwhile are queued and sent after the reconnect, and
+    /// each line is sent again until the server confirms it (so a line may
+    /// arrive twice, but none is lost).
     #[arg(long)]
     reconnect: bool,
     /// With --reconnect: give up after this many failed attempts in a row.
     #[arg(long)]
     max_attempts: Option<u32>,
+    /// With --reconnect: the longest wait between attempts, in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    max_backoff: f64,
+    /// With --reconnect: at the end of stdin, keep trying this many
+    /// seconds to deliver the lines the server has not confirmed.
+    #[arg(long, default_value_t = 5.0)]
+    close_grace: f64,
     /// Ping the server this many seconds after connecting and after each
     /// answer, and give up when its pong does not arrive within as many
     /// seconds again.
@@ -85,6 +94,8 @@ pub async fn run(args: ConnectArgs) -> Result<(), String> {
     if args.reconnect {
         let policy = ReconnectPolicy {
             max_attempts: args.max_attempts,
+            max: seconds("--max-backoff", args.max_backoff)?,
+            close_grace: seconds("--close-grace", args.close_grace)?,
             ..ReconnectPolicy::default()
         };
         return reconnecting(ReconnectingClient::spawn(builder, policy), args.echo).await;
@@ -100,7 +111,14 @@ pub async fn run(args: ConnectArgs) -> Result<(), String> {
     }
 }
 
+/// A number of seconds given on the command line.
+fn seconds(flag: &str, secs: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{flag} {secs}: not a number of seconds"))
+}
+
 /// `--reconnect`: the same contract on top of the reconnecting client.
+/// Lines wait for room in its queue (reading stdin pauses meanwhile), so
+/// none is refused.
 async fn reconnecting(mut client: ReconnectingClient, echo: bool) -> Result<(), String> {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = !echo;
@@ -109,7 +127,7 @@ async fn reconnecting(mut client: ReconnectingClient, echo: bool) -> Result<(), 
         tokio::select! {
             line = lines.next_line(), if stdin_open => match line {
                 Ok(Some(line)) => {
-                    if let Err(e) = client.send(Message::text(line)) {
+                    if let Err(e) = client.send_when_room(Message::text(line)).await {
                         eprintln!("duplex: message not queued: {e}");
                     }
                 }
@@ -121,7 +139,9 @@ async fn reconnecting(mut client: ReconnectingClient, echo: bool) -> Result<(), 
             event = client.next_event() => match event {
                 Some(ClientEvent::Message(message)) => {
                     if echo {
-                        let _ = client.send(message);
+                        if let Err(e) = client.send(message) {
+                            eprintln!("duplex: echo not queued: {e}");
+                        }
                     } else {
                         print_message(&mut out, &message);
                     }

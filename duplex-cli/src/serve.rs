@@ -76,6 +76,11 @@ pub struct ServeArgs {
     /// 1009 and an outgoing one is handled like a full queue.
     #[arg(long, default_value = "512M", value_parser = parse_size)]
     memory_budget: usize,
+    /// Seconds a shutdown (SIGINT, SIGTERM) gives clients to take what is
+    /// queued for them and answer the close 1001; what is still unsent
+    /// then is dropped and counted in one warning.
+    #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "3")]
+    shutdown_grace: Duration,
 }
 
 /// A size in bytes, with an optional K, M or G suffix (powers of 1024).
@@ -145,6 +150,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     if let Some(max) = args.max_connections {
         server = server.max_connections(max);
     }
+    server = server.shutdown_grace(args.shutdown_grace);
     if let Some(every) = args.keepalive {
         server = server.keepalive(every, every);
     }

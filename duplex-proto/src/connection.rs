@@ -690,6 +690,53 @@ impl Connection {
         Ok(())
     }
 
+    /// Starts the close handshake ahead of the output not yet written:
+    /// the frame being written is finished (a frame is never cut, and
+    /// nothing follows the close), every later queued frame is dropped,
+    /// then the close frame goes out. Returns how many data messages were
+    /// dropped unwritten.
+    ///
+    /// For a close that replaces what is queued, such as a slow consumer's
+    /// 1013 (try again later): behind megabytes of queued data, a peer
+    /// that reads slowly would never get to the close before the server
+    /// gives up on it.
+    ///
+    /// ```
+    /// use bytes::Buf;
+    /// use duplex_proto::{CloseCode, CloseFrame, Config, Connection, Message, Role};
+    ///
+    /// let mut conn = Connection::new(Role::Server, Config::default());
+    /// conn.send(Message::text("being written")).unwrap();
+    /// conn.send(Message::text("not started")).unwrap();
+    /// conn.output().advance(3); // part of the first frame went out
+    /// let frame = CloseFrame::new(CloseCode::TryAgainLater, "");
+    /// assert_eq!(conn.close_now(Some(frame)).unwrap(), 1);
+    /// // The rest of the first frame, then the close: nothing of the second.
+    /// let out = conn.take_output();
+    /// assert_eq!(&out[..12], b"eing written");
+    /// assert_eq!(out[12..], [0x88, 0x02, 0x03, 0xf5]);
+    /// ```
+    pub fn close_now(&mut self, frame: Option<CloseFrame>) -> Result<usize, SendError> {
+        if !self.life.can_send() {
+            return Err(SendError::Closed);
+        }
+        if let Some(frame) = &frame {
+            if !frame.code.is_sendable() {
+                return Err(SendError::InvalidCloseCode(frame.code.into()));
+            }
+        }
+        let dropped = self.output.discard_unstarted();
+        self.queue_close(frame.as_ref());
+        Ok(dropped)
+    }
+
+    /// How many data messages in the output have not been written whole
+    /// (the one being written included): what is lost if the transport
+    /// ends now. For counting, on a connection given up.
+    pub fn unsent_messages(&self) -> usize {
+        self.output.unsent_messages()
+    }
+
     fn queue_close(&mut self, frame: Option<&CloseFrame>) {
         let mut payload = Vec::new();
         if let Some(frame) = frame {

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use duplex_proto::{CloseCode, CloseFrame, Config};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -80,8 +81,34 @@ pub struct Hub {
     /// The timeouts, with `timeout_stats`, as every attached connection
     /// holds them.
     shared_timeouts: Arc<SharedTimeouts>,
-    open: Mutex<HashMap<u64, Weak<Signals>>>,
+    open: Mutex<HashMap<u64, Open>>,
     shutting_down: AtomicBool,
+}
+
+/// An attached connection, as a shutdown reaches it.
+struct Open {
+    signals: Weak<Signals>,
+    /// Its session's queue, for connections run by a handler: a shutdown
+    /// closes those through the queue, after what is queued.
+    queue: Option<Weak<SendQueue>>,
+}
+
+/// How a close reaches an open connection.
+enum Reach {
+    /// Through its session's queue, after what is queued.
+    Queue(Arc<SendQueue>),
+    /// Straight to its engine, after what was fed.
+    Engine(Arc<Signals>),
+}
+
+impl Open {
+    /// How to reach the connection, if it is still there.
+    fn reach(&self) -> Option<Reach> {
+        match self.queue.as_ref().and_then(Weak::upgrade) {
+            Some(queue) => Some(Reach::Queue(queue)),
+            None => self.signals.upgrade().map(Reach::Engine),
+        }
+    }
 }
 
 impl std::fmt::Debug for Hub {
@@ -191,7 +218,8 @@ impl Hub {
         self.shared_timeouts.timeouts()
     }
 
-    /// Counters of slow consumers closed and messages dropped.
+    /// Counters of slow consumers closed, and of messages dropped or left
+    /// unsent.
     pub fn queue_stats(&self) -> &QueueStats {
         &self.stats
     }
@@ -207,7 +235,7 @@ impl Hub {
         self.open().len()
     }
 
-    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Weak<Signals>>> {
+    fn open(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Open>> {
         self.open.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -227,7 +255,11 @@ impl Hub {
         ws.share_timeouts(self.shared_timeouts.clone());
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let signals = ws.signals();
-        self.open().insert(id, Arc::downgrade(&signals));
+        let open = Open {
+            signals: Arc::downgrade(&signals),
+            queue: None,
+        };
+        self.open().insert(id, open);
         if self.shutting_down.load(Ordering::SeqCst) {
             signals.start_close(going_away());
         }
@@ -262,20 +294,57 @@ impl Hub {
         request: UpgradeRequest,
         protocol: Option<String>,
     ) -> Session {
-        let queue = SendQueue::new(self.queue_limits, self.stats.clone())
-            .with_budget(Reservation::new(self.budget.clone()));
+        let queue = Arc::new(
+            SendQueue::new(self.queue_limits, self.stats.clone())
+                .with_budget(Reservation::new(self.budget.clone())),
+        );
+        if let Some(open) = self.open().get_mut(&id) {
+            open.queue = Some(Arc::downgrade(&queue));
+        }
+        if self.is_shutting_down() {
+            queue.close(going_away());
+        }
         Session::new(id, self.rooms.clone(), request, queue, protocol)
     }
 
     /// Closes every attached connection with 1001 (going away), and every
     /// connection attached from now on: a hub that was shut down stays
     /// shut down. Each connection's task finishes the close handshake.
+    ///
+    /// A connection run by a [`Handler`] gets what its session has queued
+    /// first, then the 1001 (sending fails from now on); one on the stream
+    /// API gets the 1001 after what it has fed and not flushed yet.
     pub fn shutdown(&self) {
+        self.shutdown_within(None);
+    }
+
+    /// [`Hub::shutdown`], giving handler connections `within` (instead of
+    /// the close timeout) to take what is queued and answer.
+    pub(crate) fn shutdown_within(&self, within: Option<Duration>) {
         self.shutting_down.store(true, Ordering::SeqCst);
-        let open: Vec<Arc<Signals>> = self.open().values().filter_map(Weak::upgrade).collect();
-        for signals in open {
-            signals.start_close(going_away());
+        let open: Vec<Reach> = self.open().values().filter_map(Open::reach).collect();
+        for reach in open {
+            match reach {
+                Reach::Queue(queue) => queue.close_within(going_away(), within),
+                Reach::Engine(signals) => signals.start_close(going_away()),
+            }
         }
+    }
+
+    /// Gives up every connection run by a handler that is still open
+    /// (after a shutdown's grace): each stops at once and counts what it
+    /// could not send in [`QueueStats::unsent`]. Returns their queues, to
+    /// wait for that count.
+    pub(crate) fn abandon(&self) -> Vec<Arc<SendQueue>> {
+        let queues: Vec<Arc<SendQueue>> = self
+            .open()
+            .values()
+            .filter_map(|open| open.queue.as_ref().and_then(Weak::upgrade))
+            .collect();
+        for queue in &queues {
+            queue.abandon();
+        }
+        queues
     }
 
     /// Whether [`Hub::shutdown`] was called.

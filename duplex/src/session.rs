@@ -81,7 +81,7 @@ impl Session {
         id: u64,
         rooms: Arc<Rooms>,
         request: UpgradeRequest,
-        queue: SendQueue,
+        queue: Arc<SendQueue>,
         protocol: Option<String>,
     ) -> Session {
         Session {
@@ -90,7 +90,7 @@ impl Session {
                 rooms,
                 joined: Mutex::new(Vec::new()),
                 request,
-                queue: Arc::new(queue),
+                queue,
                 protocol,
             }),
         }
@@ -172,7 +172,8 @@ impl Session {
         }
     }
 
-    /// Closes the connection after the messages already queued.
+    /// Closes the connection after the messages already queued (sending
+    /// fails from now on).
     pub fn close(&self, code: CloseCode, reason: &str) {
         self.inner.queue.close(CloseFrame::new(code, reason));
     }

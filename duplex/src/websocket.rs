@@ -298,6 +298,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         }
     }
 
+    /// Starts the close ahead of the output not yet written (the frame
+    /// being written is finished first); returns how many data messages
+    /// it dropped. See [`Connection::close_now`](duplex_proto::Connection::close_now).
+    pub(crate) fn close_now(&mut self, frame: CloseFrame) -> usize {
+        provide_write_buffer(&mut self.inner.conn);
+        self.inner.conn.close_now(Some(frame)).unwrap_or(0)
+    }
+
+    /// How many data messages fed have not been written whole.
+    pub(crate) fn unsent_messages(&self) -> usize {
+        self.inner.conn.unsent_messages()
+    }
+
     /// The peer's close code once the connection is over: the code it sent,
     /// 1005 if its close frame had none, 1006 if it never sent one.
     pub fn close_code(&self) -> CloseCode {

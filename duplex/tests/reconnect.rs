@@ -102,6 +102,7 @@ fn policy() -> ReconnectPolicy {
         jitter: 0.2,
         max_attempts: None,
         queue_limit: 1024,
+        ..ReconnectPolicy::default()
     }
 }
 
@@ -287,13 +288,15 @@ async fn send_after_giving_up_is_refused() {
     );
 }
 
-/// Closing while disconnected stops at once and hands back what was queued.
+/// Closing while disconnected, without a close grace, stops at once and
+/// hands back what was queued.
 #[tokio::test]
-async fn close_while_disconnected_hands_back_the_queue() {
+async fn close_while_disconnected_without_grace_hands_back_the_queue() {
     let addr = closed_port().await;
     let policy = ReconnectPolicy {
         initial: Duration::from_secs(5),
         max: Duration::from_secs(5),
+        close_grace: Duration::ZERO,
         ..policy()
     };
     let mut client =

@@ -416,11 +416,11 @@ async fn finish_slow_room(server: Running, rooms: &Rooms, fast: Vec<ClientSocket
 /// a bounded amount of memory for it.
 ///
 /// What the slow member sees once it reads: the messages that had already
-/// left its queue for the socket (a gap-free prefix of each publisher's
-/// stream: the queue is discarded whole, never thinned), then the close
-/// frame 1013, then the end. The close frame is written behind the data
-/// already handed to the socket, so it can only arrive once the member
-/// reads.
+/// reached the socket (a gap-free prefix of each publisher's stream: the
+/// queue is discarded whole, never thinned, and counted as dropped), then
+/// the close frame 1013, then the end. The close overtakes what had not
+/// reached the socket, but the kernel's buffers are full, so it can only
+/// arrive once the member reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_consumer_is_closed_with_1013_and_the_others_get_everything() {
     let _serial = SERIAL.lock().await;
@@ -431,7 +431,9 @@ async fn slow_consumer_is_closed_with_1013_and_the_others_get_everything() {
         1,
         "exactly the slow member is closed"
     );
-    assert_eq!(stats.dropped.load(Ordering::Relaxed), 0);
+    // The queue it overflowed was discarded, and counted.
+    let dropped = stats.dropped.load(Ordering::Relaxed);
+    assert!(dropped > 0, "nothing counted as dropped");
     assert!(
         growth < 64 << 20,
         "the process grew by {} MiB",
@@ -458,10 +460,10 @@ async fn slow_consumer_is_closed_with_1013_and_the_others_get_everything() {
     };
     within(STEP, "the slow member to read to the end", read_all).await;
     let received = next[0] + next[1];
-    eprintln!("the slow member got {received} messages before its 1013");
+    eprintln!("the slow member got {received} messages before its 1013, {dropped} dropped");
     assert!(
-        received < 2 * PER_PUBLISHER,
-        "the slow member got everything"
+        u64::from(received) + dropped <= 2 * u64::from(PER_PUBLISHER),
+        "more received and dropped than published"
     );
     let frame = close
         .expect("a close frame")

@@ -272,7 +272,9 @@ impl Server {
         self
     }
 
-    /// How long a shutdown waits for clients to answer the close (default 3 s).
+    /// How long a shutdown waits for clients to take what is queued for
+    /// them and answer the close (default 3 s). What is still unsent then
+    /// is counted and logged; see [`ServerHandle::shutdown`].
     pub fn shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
         self

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 
@@ -18,6 +19,7 @@ use crate::hub::Hub;
 use crate::queue::QueueStats;
 use crate::timeouts::TimeoutStats;
 use crate::warn_limit::RateLimited;
+use crate::websocket::DEFAULT_CLOSE_TIMEOUT;
 
 /// A listening server; [`BoundServer::serve`] runs it.
 pub struct BoundServer {
@@ -64,6 +66,14 @@ impl std::fmt::Debug for ServerHandle {
 impl ServerHandle {
     /// Stops accepting, sends close 1001 to every client, waits for their
     /// answers (at most the shutdown grace), and makes `serve` return.
+    ///
+    /// A client on a [`Handler`](crate::Handler) route first gets what is
+    /// queued for it (its session refuses new messages), then the 1001.
+    /// Clients still open when the grace is over are given up: what was
+    /// queued for them and not written is counted in
+    /// [`QueueStats::unsent`], and `serve` logs one warning with the count
+    /// before it returns. (A stream-API route owns its socket: what it has
+    /// not flushed by then is its own to account for.)
     pub fn shutdown(&self) {
         self.state.stopping.store(true, Ordering::SeqCst);
         self.state.stop.notify_waiters();
@@ -76,7 +86,8 @@ impl ServerHandle {
         self.state.active.load(Ordering::Relaxed)
     }
 
-    /// Counters of slow consumers closed and messages dropped.
+    /// Counters of slow consumers closed, and of messages dropped or left
+    /// unsent.
     pub fn queue_stats(&self) -> &QueueStats {
         self.state.hub.queue_stats()
     }
@@ -126,7 +137,8 @@ impl BoundServer {
     }
 
     /// Accepts connections until [`ServerHandle::shutdown`], then closes
-    /// every connection with 1001 and returns.
+    /// every connection with 1001 (within the shutdown grace, after what is
+    /// queued for it) and returns.
     pub async fn serve(self) -> Result<()> {
         let state = self.state;
         let mut backoff = FIRST_ACCEPT_BACKOFF;
@@ -168,19 +180,56 @@ impl BoundServer {
             }
         }
         drop(self.listener);
-        state.hub.shutdown();
-        let grace = state.server.shutdown_grace;
-        let _ = tokio::time::timeout(grace, async {
-            while state.active.load(Ordering::SeqCst) > 0 {
-                let idle = state.idle.notified();
-                if state.active.load(Ordering::SeqCst) == 0 {
-                    break;
-                }
-                idle.await;
+        shut_down(&state).await;
+        Ok(())
+    }
+}
+
+/// How long given-up connections get to count what they could not send
+/// (they stop at once; only a handler's `on_message` still running delays
+/// one).
+const ABANDON_WAIT: Duration = Duration::from_secs(1);
+
+/// The graceful stop: 1001 to every client after what is queued for it,
+/// the grace for them to take it and answer, then the rest given up and
+/// counted.
+async fn shut_down(state: &Arc<ServerState>) {
+    let unsent = &state.hub.queue_stats().unsent;
+    let unsent_before = unsent.load(Ordering::Relaxed);
+    let grace = state.server.shutdown_grace;
+    // Clients that keep reading may use the whole grace (when longer than
+    // the close timeout).
+    state
+        .hub
+        .shutdown_within(Some(grace.max(DEFAULT_CLOSE_TIMEOUT)));
+    let mut abandoned = 0;
+    if tokio::time::timeout(grace, idle(state)).await.is_err() {
+        let given_up = state.hub.abandon();
+        abandoned = given_up.len();
+        let _ = tokio::time::timeout(ABANDON_WAIT, async {
+            for queue in &given_up {
+                queue.finished().await;
             }
         })
         .await;
-        Ok(())
+    }
+    let lost = unsent.load(Ordering::Relaxed) - unsent_before;
+    if lost > 0 {
+        tracing::warn!(
+            "shutdown: {lost} queued message(s) not delivered ({abandoned} client(s) still \
+             open after the {grace:?} grace were given up)"
+        );
+    }
+}
+
+/// Waits until no connection is active.
+async fn idle(state: &ServerState) {
+    while state.active.load(Ordering::SeqCst) > 0 {
+        let idle = state.idle.notified();
+        if state.active.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        idle.await;
     }
 }
 

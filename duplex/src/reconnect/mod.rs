@@ -4,13 +4,18 @@
 //! application sends with [`ReconnectingClient::send`], which never waits:
 //! messages go to a bounded queue that survives reconnects, and reads
 //! [`ClientEvent`]s: connected, message, disconnected, reconnecting, and
-//! the messages that could not be delivered when it gives up.
+//! the messages that could not be delivered when it stops.
 //!
-//! Delivery: a message leaves the queue only once written to a socket. If
-//! the connection drops before or during the write, it stays queued and is
-//! sent after the reconnect, so a message may arrive twice but is never
-//! dropped silently: what is still queued when the client stops is handed
-//! back in [`ClientEvent::Stopped`].
+//! Delivery is at least once, in order: a message leaves the queue only
+//! once the server has confirmed it, and every new connection writes the
+//! unconfirmed ones again, oldest first. The confirmation is WebSocket's
+//! own: a ping sent after the messages, which the server answers once it
+//! has read them, or the server's answer to the client's close. A message
+//! may so arrive twice (the server read it, and the connection dropped
+//! before its confirmation came back), but none is lost silently: what is
+//! unconfirmed when the client stops is handed back in
+//! [`ClientEvent::Stopped`]. (Written is not delivered: a server that
+//! crashes loses what it had not read yet, and only a confirmation tells.)
 //!
 //! ```no_run
 //! use duplex::reconnect::{ClientEvent, ReconnectPolicy, ReconnectingClient};
@@ -32,23 +37,31 @@
 //! # }
 //! ```
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+mod backlog;
+mod connection;
+
+use std::sync::Arc;
 use std::time::Duration;
 
-use duplex_proto::{CloseCode, CloseFrame, Message};
+use duplex_proto::{CloseCode, Message};
 use rand::Rng;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
 
-use crate::client::{ClientBuilder, ClientSocket};
+use crate::client::ClientBuilder;
 use crate::error::{Error, Result};
+use backlog::Backlog;
 
 /// When and how often to reconnect.
 #[derive(Debug, Clone)]
 pub struct ReconnectPolicy {
     /// The first delay (default 250 ms).
     pub initial: Duration,
-    /// The largest delay (default 30 s).
+    /// The largest delay (default 5 s). Long enough that ±20% jitter
+    /// spreads many clients' retries; short enough that a server back
+    /// after an outage is found within seconds (with 30 s, a client fed
+    /// lines against a server up 3 s / down 3.3 s kept missing its up
+    /// times). socket.io's client caps its backoff at 5 s as well.
     pub max: Duration,
     /// How much each delay grows (default 2).
     pub multiplier: f64,
@@ -57,20 +70,36 @@ pub struct ReconnectPolicy {
     pub jitter: f64,
     /// Give up after this many failed attempts in a row (default: never).
     pub max_attempts: Option<u32>,
-    /// The most messages kept while disconnected (default 1024); `send`
-    /// fails with [`Error::QueueFull`] beyond that.
+    /// The most messages kept unconfirmed (default 1024): written or not,
+    /// each stays until the server confirms it. Beyond that
+    /// [`ReconnectingClient::send`] fails with [`Error::QueueFull`], and
+    /// [`ReconnectingClient::send_when_room`] waits.
     pub queue_limit: usize,
+    /// The backoff starts over from `initial` after a connection that
+    /// lived: one over which a message went either way, or that stayed
+    /// open this long (default 2 s). One that ends sooner, such as a server
+    /// accepting and dropping every connection at once, does not reset it,
+    /// so such a server is not hammered every `initial`.
+    pub stable_after: Duration,
+    /// How long [`ReconnectingClient::close`] keeps trying to deliver what
+    /// is unconfirmed (default 5 s): it reconnects right away if
+    /// disconnected, then with the backoff started over from `initial`,
+    /// the last attempt at the end of the grace. Zero stops at once when
+    /// disconnected.
+    pub close_grace: Duration,
 }
 
 impl Default for ReconnectPolicy {
     fn default() -> Self {
         ReconnectPolicy {
             initial: Duration::from_millis(250),
-            max: Duration::from_secs(30),
+            max: Duration::from_secs(5),
             multiplier: 2.0,
             jitter: 0.2,
             max_attempts: None,
             queue_limit: 1024,
+            stable_after: Duration::from_secs(2),
+            close_grace: Duration::from_secs(5),
         }
     }
 }
@@ -114,39 +143,20 @@ pub enum ClientEvent {
     },
     /// The next attempt starts after `delay`.
     Reconnecting {
-        /// The attempt number (1-based).
+        /// The attempt number since the last connection that lived
+        /// (1-based).
         attempt: u32,
         /// The backoff delay.
         delay: Duration,
     },
     /// The client stopped (closed by the application, or it gave up);
-    /// `undelivered` holds the messages that were never written.
+    /// `undelivered` holds the messages the server has not confirmed.
     Stopped {
-        /// Messages still queued.
+        /// Messages not confirmed, oldest first (some may have arrived).
         undelivered: Vec<Message>,
         /// Whether it gave up after `max_attempts`.
         gave_up: bool,
     },
-}
-
-/// Messages waiting for a connection: sent as soon as one is up, kept
-/// across reconnects.
-struct Backlog {
-    queue: Mutex<BacklogState>,
-    notify: Notify,
-    limit: usize,
-}
-
-#[derive(Default)]
-struct BacklogState {
-    messages: VecDeque<Message>,
-    closing: bool,
-}
-
-impl Backlog {
-    fn lock(&self) -> std::sync::MutexGuard<'_, BacklogState> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
 }
 
 type ConnectHook = Arc<dyn Fn() -> Vec<Message> + Send + Sync>;
@@ -170,43 +180,56 @@ impl ReconnectingClient {
         policy: ReconnectPolicy,
         on_connect: Option<ConnectHook>,
     ) -> ReconnectingClient {
-        let backlog = Arc::new(Backlog {
-            queue: Mutex::new(BacklogState::default()),
-            notify: Notify::new(),
-            limit: policy.queue_limit,
-        });
+        let backlog = Arc::new(Backlog::new(policy.queue_limit));
         let (tx, events) = mpsc::unbounded_channel();
         tokio::spawn(run(builder, policy, on_connect, backlog.clone(), tx));
         ReconnectingClient { backlog, events }
     }
 
     /// Queues a message; it is sent now if connected, or after the next
-    /// reconnect.
+    /// reconnect. Fails with [`Error::QueueFull`] while
+    /// [`ReconnectPolicy::queue_limit`] messages are unconfirmed, and with
+    /// [`Error::Closed`] after [`ReconnectingClient::close`].
     pub fn send(&self, message: impl Into<Message>) -> Result<()> {
-        let mut state = self.backlog.lock();
-        if state.closing {
-            return Err(Error::Closed);
-        }
-        if state.messages.len() >= self.backlog.limit {
-            return Err(Error::QueueFull);
-        }
-        state.messages.push_back(message.into());
-        drop(state);
-        self.backlog.notify.notify_one();
-        Ok(())
+        self.backlog.push(message.into())
     }
 
-    /// Sends what is queued, closes normally and stops reconnecting; the
-    /// last event is [`ClientEvent::Stopped`].
+    /// Like [`ReconnectingClient::send`], but waits for room instead of
+    /// failing when the queue is full (backpressure for a producer that
+    /// can wait, such as a reader of stdin).
+    pub async fn send_when_room(&self, message: impl Into<Message>) -> Result<()> {
+        self.backlog.push_when_room(message.into()).await
+    }
+
+    /// Delivers what is queued, closes normally and stops reconnecting;
+    /// the last event is [`ClientEvent::Stopped`]. Disconnected, it keeps
+    /// trying for [`ReconnectPolicy::close_grace`] first.
     pub fn close(&self) {
-        self.backlog.lock().closing = true;
-        self.backlog.notify.notify_one();
+        self.backlog.close();
     }
 
     /// The next event; `None` after [`ClientEvent::Stopped`].
     pub async fn next_event(&mut self) -> Option<ClientEvent> {
         self.events.recv().await
     }
+}
+
+/// The end of the close grace, from the first time the client is seen
+/// closing; `None` while it is not. The backoff then starts over, so that
+/// the grace is spent on attempts, not on one long wait: measured against
+/// a server up 1 s / down 1 s, a 3.9 s wait grown before the close spanned
+/// both up times of a 5 s grace.
+fn close_deadline(
+    backlog: &Backlog,
+    policy: &ReconnectPolicy,
+    deadline: &mut Option<Instant>,
+    retries: &mut u32,
+) -> Option<Instant> {
+    if deadline.is_none() && backlog.is_closing() {
+        *deadline = Some(Instant::now() + policy.close_grace);
+        *retries = 0;
+    }
+    *deadline
 }
 
 async fn run(
@@ -217,21 +240,38 @@ async fn run(
     events: mpsc::UnboundedSender<ClientEvent>,
 ) {
     let mut failures = 0u32;
-    // Waits since the last successful connection: the first is `initial`.
+    // Waits since the last connection that lived: the first is `initial`.
     let mut retries = 0u32;
+    let mut closing: Option<Instant> = None;
     let gave_up = loop {
-        if backlog.lock().closing && backlog.lock().messages.is_empty() {
-            break false;
+        if let Some(deadline) = close_deadline(&backlog, &policy, &mut closing, &mut retries) {
+            if backlog.is_empty() || Instant::now() >= deadline {
+                break false;
+            }
         }
-        match builder.connect().await {
+        let connected = match closing {
+            Some(deadline) => tokio::time::timeout_at(deadline, builder.connect())
+                .await
+                .unwrap_or(Err(Error::Timeout(
+                    "connecting when the close grace ran out",
+                ))),
+            None => builder.connect().await,
+        };
+        match connected {
             Ok(ws) => {
                 let _ = events.send(ClientEvent::Connected { attempt: failures });
                 failures = 0;
-                retries = 0;
                 let hello = on_connect.as_ref().map(|hook| hook()).unwrap_or_default();
-                let (code, error, stop) = serve(ws, hello, &backlog, &events).await;
-                let _ = events.send(ClientEvent::Disconnected { code, error });
-                if stop {
+                let ended =
+                    connection::serve(ws, hello, &backlog, &events, policy.stable_after).await;
+                if ended.lived {
+                    retries = 0;
+                }
+                let _ = events.send(ClientEvent::Disconnected {
+                    code: ended.code,
+                    error: ended.error,
+                });
+                if ended.stop {
                     break false;
                 }
             }
@@ -245,89 +285,35 @@ async fn run(
                 }
             }
         }
-        if backlog.lock().closing {
-            break false;
-        }
         retries += 1;
         let attempt = retries;
-        let delay = policy.delay(attempt);
+        let mut delay = policy.delay(attempt);
+        if let Some(deadline) = close_deadline(&backlog, &policy, &mut closing, &mut retries) {
+            // Closing: the last attempt comes at the end of the grace.
+            let left = deadline.saturating_duration_since(Instant::now());
+            if backlog.is_empty() || left.is_zero() {
+                break false;
+            }
+            delay = delay.min(left);
+        }
         let _ = events.send(ClientEvent::Reconnecting { attempt, delay });
-        // A close request cuts the wait short.
-        let wait_closing = async {
+        // A close cuts the wait short: one more attempt right away.
+        let close_asked = async {
             loop {
                 backlog.notify.notified().await;
-                if backlog.lock().closing {
+                if backlog.is_closing() {
                     break;
                 }
             }
         };
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
-            _ = wait_closing => break false,
+            _ = close_asked, if closing.is_none() => {}
         }
     };
-    // Refuse later sends under the same lock that empties the queue, so no
-    // message can slip in after it and be lost.
-    let undelivered = {
-        let mut state = backlog.lock();
-        state.closing = true;
-        state.messages.drain(..).collect()
-    };
+    let undelivered = backlog.stop();
     let _ = events.send(ClientEvent::Stopped {
         undelivered,
         gave_up,
     });
-}
-
-/// Runs one connection; returns its close code, error, and whether the
-/// client should stop (the application closed it).
-async fn serve(
-    mut ws: ClientSocket,
-    hello: Vec<Message>,
-    backlog: &Backlog,
-    events: &mpsc::UnboundedSender<ClientEvent>,
-) -> (CloseCode, Option<String>, bool) {
-    for message in hello {
-        if ws.feed(message).is_err() {
-            break;
-        }
-    }
-    loop {
-        // Write what is queued; messages leave the queue only once written.
-        let batch: Vec<Message> = backlog.lock().messages.iter().cloned().collect();
-        if !batch.is_empty() {
-            for message in &batch {
-                if ws.feed(message.clone()).is_err() {
-                    break;
-                }
-            }
-            match ws.flush().await {
-                Ok(()) => {
-                    let mut state = backlog.lock();
-                    let n = batch.len().min(state.messages.len());
-                    state.messages.drain(..n);
-                }
-                Err(e) => return (ws.close_code(), Some(e.to_string()), false),
-            }
-        }
-        if backlog.lock().closing {
-            let _ = ws.close(Some(CloseFrame::new(CloseCode::Normal, ""))).await;
-            return (ws.close_code(), None, true);
-        }
-        tokio::select! {
-            item = ws.recv() => match item {
-                Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
-                    let _ = events.send(ClientEvent::Message(message));
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => {
-                    // Drain to the end so the close code is known.
-                    while ws.recv().await.is_some() {}
-                    return (ws.close_code(), Some(e.to_string()), false);
-                }
-                None => return (ws.close_code(), None, false),
-            },
-            _ = backlog.notify.notified() => {}
-        }
-    }
 }
