@@ -158,3 +158,28 @@ async fn route_parameters() {
     .await;
     running.stop().await;
 }
+
+/// A hook that "refuses" with 101 or 200 would send what looks like an
+/// upgrade or a success: the server answers 500 instead.
+#[tokio::test]
+async fn a_refusal_below_300_is_answered_with_500() {
+    for status in [101, 200] {
+        let server = Server::new()
+            .route("/x", tell_header)
+            .on_upgrade(move |_: &UpgradeRequest| UpgradeDecision::reject(status, "no"));
+        let running = Running::start(server).await;
+        let request = upgrade_request("/x");
+        let response = http_exchange(running.addr, request.as_bytes(), STEP).await;
+        assert_eq!(
+            response.status, 500,
+            "hook status {status}: {}",
+            response.head
+        );
+        assert!(
+            String::from_utf8_lossy(&response.body).contains("no refusal"),
+            "{:?}",
+            String::from_utf8_lossy(&response.body)
+        );
+        running.stop().await;
+    }
+}

@@ -193,6 +193,14 @@ async fn upgrade<S: AsyncWrite + Unpin>(
     };
     let choice = match decision {
         UpgradeDecision::Accept { protocol, headers } => Choice { protocol, headers },
+        // A refusal must not read as an upgrade (101 without an accept
+        // key) or a success: that is the hook's mistake, answered with 500.
+        UpgradeDecision::Reject { status, .. } if status < 300 => {
+            return Err(Some(HandshakeError::new(
+                500,
+                format!("the upgrade hook refused with status {status}, which is no refusal"),
+            )))
+        }
         UpgradeDecision::Reject { status, reason } => {
             return Err(Some(HandshakeError::new(status, reason)))
         }

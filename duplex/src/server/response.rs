@@ -104,7 +104,8 @@ impl UpgradeDecision {
         }
     }
 
-    /// Reject with a status and reason.
+    /// Reject with a status and reason. A status below 300 is no refusal
+    /// (101 would claim an upgrade): the server answers 500 instead.
     pub fn reject(status: u16, reason: impl Into<String>) -> Self {
         UpgradeDecision::Reject {
             status,
