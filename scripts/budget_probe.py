@@ -14,7 +14,6 @@ The README's table of limits quotes its figures. Loopback only.
 """
 import argparse
 import os
-import re
 import socket
 import struct
 import subprocess
@@ -54,23 +53,6 @@ def header(length):
     return struct.pack("!BBQ", 0x82, 0x80 | 127, length) + b"\0\0\0\0"
 
 
-def close_code(s, timeout=5.0):
-    """Reads until a close frame or EOF; returns the code or None."""
-    s.settimeout(timeout)
-    data = b""
-    try:
-        while True:
-            chunk = s.recv(1 << 20)
-            if not chunk:
-                return None
-            data += chunk
-            m = re.search(rb"\x88[\x02-\x7d](..)", data, re.S)
-            if m:
-                return struct.unpack("!H", m.group(1))[0]
-    except (socket.timeout, OSError):
-        return None
-
-
 def run_case(name, flags, connections, size):
     server = subprocess.Popen(
         [BIN, "serve", "--listen", "127.0.0.1:0", *flags],
@@ -88,31 +70,18 @@ def run_case(name, flags, connections, size):
             s = connect(port)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
             sockets.append(s)
-        if name == "frames":
-            # Most of a frame one MiB longer than what is sent.
-            for s in sockets:
-                try:
-                    s.sendall(header(size + (1 << 20)))
-                    for _ in range(size >> 20):
-                        s.sendall(payload)
-                except OSError:
-                    pass
-        else:
-            for s in sockets:
-                try:
-                    s.sendall(header(size))
-                    for _ in range(size >> 20):
-                        s.sendall(payload)
-                except OSError:
-                    pass
+        # frames: most of a frame one MiB longer than what is sent.
+        length = size + (1 << 20) if name == "frames" else size
+        for s in sockets:
+            try:
+                s.sendall(header(length))
+                for _ in range(size >> 20):
+                    s.sendall(payload)
+            except OSError:
+                pass
         time.sleep(2)
         peak = status(server.pid, "VmHWM")
         closed = 0
-        for s in sockets:
-            s.setblocking(True)
-        if name == "frames":
-            for s in sockets:
-                s.shutdown(socket.SHUT_WR) if False else None
         codes = {}
         for s in sockets:
             s.settimeout(0.2)
