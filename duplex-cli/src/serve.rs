@@ -3,12 +3,13 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use duplex::backplane::{Backplane, RedisBackplane, RedisOptions};
 use duplex::proto::deflate::{DeflateConfig, DeflateMemory};
-use duplex::Relay;
-use duplex::{Config, HttpResponse, Server, ServerSocket, Timeouts};
+use duplex::{Config, HttpResponse, Relay, Rooms, Server, ServerSocket, Timeouts};
 
 /// The chat page, embedded at build time.
 const CHAT_PAGE: &str = include_str!("page/chat.html");
@@ -81,6 +82,22 @@ pub struct ServeArgs {
     /// then is dropped and counted in one warning.
     #[arg(long, value_name = "SECS", value_parser = seconds, default_value = "3")]
     shutdown_grace: Duration,
+    /// Rooms span every `duplex serve` on this Redis:
+    /// redis://[:PASSWORD@]HOST[:PORT][/DB] or rediss://... (TLS). Give it
+    /// several times, or with --redis-cluster, for a Redis Cluster.
+    #[arg(long, value_name = "URL")]
+    redis: Vec<String>,
+    /// The --redis URLs are nodes of a Redis Cluster (7 or newer): rooms
+    /// use sharded pub/sub.
+    #[arg(long, requires = "redis")]
+    redis_cluster: bool,
+    /// This node's name in logs, stats and presence (default: random).
+    #[arg(long, requires = "redis")]
+    node_id: Option<String>,
+    /// Prefix of the Redis channels and keys; nodes with the same prefix
+    /// share rooms.
+    #[arg(long, requires = "redis", default_value = "duplex")]
+    redis_prefix: String,
 }
 
 /// A size in bytes, with an optional K, M or G suffix (powers of 1024).
@@ -138,6 +155,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         ..Config::default()
     }
     .with_max_message_size(args.max_message_size);
+    let backplane = start_backplane(&args)?;
     let mut server = Server::new()
         .config(config)
         // The request is not needed: drop it before the connection's
@@ -146,6 +164,14 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         .handler("/chat/{room}", Relay::for_request)
         .http("/healthz", |_| HttpResponse::text(200, "ok"))
         .http("/", |_| HttpResponse::html(CHAT_PAGE));
+    if let Some(backplane) = &backplane {
+        server = server.rooms(Rooms::with_backplane(backplane.clone()));
+        let backplane = backplane.clone();
+        server = server.http("/backplane", move |_| {
+            let json = backplane.stats().counters().to_json(backplane.node_id());
+            HttpResponse::json(200, json)
+        });
+    }
     server = server.memory_budget(args.memory_budget);
     if let Some(max) = args.max_connections {
         server = server.max_connections(max);
@@ -184,6 +210,25 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         handle.shutdown();
     });
     bound.serve().await.map_err(|e| e.to_string())
+}
+
+/// The Redis backplane of `--redis`, if given.
+fn start_backplane(args: &ServeArgs) -> Result<Option<Arc<RedisBackplane>>, String> {
+    if args.redis.is_empty() {
+        return Ok(None);
+    }
+    let mut options = if args.redis_cluster || args.redis.len() > 1 {
+        RedisOptions::cluster(args.redis.iter().cloned())
+    } else {
+        RedisOptions::new(args.redis[0].clone())
+    }
+    .prefix(args.redis_prefix.clone());
+    if let Some(node_id) = &args.node_id {
+        options = options.node_id(node_id.clone());
+    }
+    RedisBackplane::start(options)
+        .map(Some)
+        .map_err(|e| format!("--redis: {e}"))
 }
 
 /// Echoes every data message back unchanged, batching replies to messages

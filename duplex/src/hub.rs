@@ -322,6 +322,11 @@ impl Hub {
     /// the close timeout) to take what is queued and answer.
     pub(crate) fn shutdown_within(&self, within: Option<Duration>) {
         self.shutting_down.store(true, Ordering::SeqCst);
+        // The other nodes stop sending here at once; the local members are
+        // closed with 1001 below.
+        if let Some(backplane) = self.rooms.backplane() {
+            backplane.shutdown();
+        }
         let open: Vec<Reach> = self.open().values().filter_map(Open::reach).collect();
         for reach in open {
             match reach {

@@ -81,12 +81,13 @@
 //! | --- | --- | --- |
 //! | `deflate` | on | `permessage-deflate` (RFC 7692), negotiated the way browsers offer it |
 //! | `tls` | on | `wss://` for server and client with rustls (the `tls` module, `ReadAhead`) |
-//! | `redis` | off | reserved for the Redis backplane of rooms across processes |
+//! | `redis` | off | [`backplane::RedisBackplane`]: rooms across processes and machines over Redis (with `tls`, also `rediss://`) |
 //!
 //! The `duplex` command (crate `duplex-cli`) turns on what it uses.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod backplane;
 mod budget;
 mod client;
 mod drive;

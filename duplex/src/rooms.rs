@@ -25,12 +25,18 @@
 //!
 //! The chat of `duplex serve` is the [`Relay`](crate::Relay) handler on
 //! top of this.
+//!
+//! A registry built with [`Rooms::with_backplane`] spans processes: what
+//! is published reaches the room's members on every node of the
+//! [`Backplane`] (see [`backplane`](crate::backplane) for its guarantees),
+//! and [`Rooms::publish_local`] stays on this node.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use duplex_proto::Message;
 
+use crate::backplane::{Backplane, LocalRooms};
 use crate::queue::SendQueue;
 
 type Members = HashMap<u64, Arc<SendQueue>>;
@@ -67,20 +73,58 @@ type Members = HashMap<u64, Arc<SendQueue>>;
 #[derive(Default)]
 pub struct Rooms {
     rooms: Mutex<HashMap<String, Members>>,
+    /// Where published messages also go, and remote ones come from.
+    backplane: Option<Arc<dyn Backplane>>,
 }
 
 impl std::fmt::Debug for Rooms {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Rooms")
             .field("rooms", &self.room_count())
+            .field("backplane", &self.backplane.is_some())
             .finish()
     }
 }
 
 impl Rooms {
-    /// An empty registry.
+    /// An empty registry of this process's rooms.
     pub fn new() -> Rooms {
         Rooms::default()
+    }
+
+    /// An empty registry whose rooms span every node of `backplane`:
+    /// [`publish`](Rooms::publish) reaches the room's members on all of
+    /// them.
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "redis")]
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// use duplex::backplane::{RedisBackplane, RedisOptions};
+    /// use duplex::{Relay, Rooms, Server};
+    ///
+    /// let backplane = RedisBackplane::start(RedisOptions::new("redis://127.0.0.1:6379"))?;
+    /// let rooms = Rooms::with_backplane(backplane);
+    /// Server::new()
+    ///     .rooms(rooms)
+    ///     .handler("/chat/{room}", Relay::for_request)
+    ///     .bind("127.0.0.1:8080")
+    ///     .await?
+    ///     .serve()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_backplane(backplane: Arc<dyn Backplane>) -> Arc<Rooms> {
+        let rooms = Arc::new(Rooms {
+            rooms: Mutex::default(),
+            backplane: Some(backplane.clone()),
+        });
+        backplane.attach(LocalRooms::new(Arc::downgrade(&rooms)));
+        rooms
+    }
+
+    /// The backplane the rooms span, if any.
+    pub fn backplane(&self) -> Option<&Arc<dyn Backplane>> {
+        self.backplane.as_ref()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Members>> {
@@ -89,10 +133,19 @@ impl Rooms {
 
     /// Adds a member's queue to a room (creating the room).
     pub(crate) fn join(&self, room: &str, id: u64, queue: Arc<SendQueue>) {
-        self.lock()
-            .entry(room.to_string())
-            .or_default()
-            .insert(id, queue);
+        let mut rooms = self.lock();
+        let members = match rooms.get_mut(room) {
+            Some(members) => members,
+            None => {
+                // Under the lock, so subscribe and unsubscribe reach the
+                // backplane in the order the room appeared and vanished.
+                if let Some(backplane) = &self.backplane {
+                    backplane.subscribe(room);
+                }
+                rooms.entry(room.to_string()).or_default()
+            }
+        };
+        members.insert(id, queue);
     }
 
     /// Removes a member from a room (dropping the room if it is empty).
@@ -102,14 +155,25 @@ impl Rooms {
             members.remove(&id);
             if members.is_empty() {
                 rooms.remove(room);
+                if let Some(backplane) = &self.backplane {
+                    backplane.unsubscribe(room);
+                }
             }
         }
     }
 
-    /// Queues `message` for every member of `room`. Returns how many
+    /// Queues `message` for every member of `room`, and hands it to the
+    /// backplane for the members on other nodes. Returns how many local
     /// members it was queued for.
     pub fn publish(&self, room: &str, message: &Message) -> usize {
         self.publish_except(room, message, None)
+    }
+
+    /// Queues `message` for every member of `room` on this node only (the
+    /// backplane delivers what other nodes publish this way). Returns how
+    /// many members it was queued for.
+    pub fn publish_local(&self, room: &str, message: &Message) -> usize {
+        self.queue_for_members(room, message, None)
     }
 
     /// Queues `message` for every member of `room` but `except` (a
@@ -120,6 +184,14 @@ impl Rooms {
         message: &Message,
         except: Option<u64>,
     ) -> usize {
+        let reached = self.queue_for_members(room, message, except);
+        if let Some(backplane) = &self.backplane {
+            backplane.forward(room, message);
+        }
+        reached
+    }
+
+    fn queue_for_members(&self, room: &str, message: &Message, except: Option<u64>) -> usize {
         let rooms = self.lock();
         let Some(members) = rooms.get(room) else {
             return 0;

@@ -43,6 +43,14 @@ impl HttpResponse {
         }
     }
 
+    /// An `application/json` response; `body` is the JSON text.
+    pub fn json(status: u16, body: impl Into<String>) -> HttpResponse {
+        HttpResponse {
+            content_type: "application/json".into(),
+            ..HttpResponse::text(status, body)
+        }
+    }
+
     /// A `text/html` response.
     pub fn html(body: impl Into<Bytes>) -> HttpResponse {
         HttpResponse {

@@ -1,0 +1,226 @@
+//! [`Link`]: one connection to Redis, a single server or a cluster, with
+//! the few commands the backplane sends.
+//!
+//! Both kinds speak RESP3, where subscription messages arrive as pushes
+//! on the same multiplexed connection that answers commands: that is what
+//! lets the subscriber probe its own connection with `PING` (a half-dead
+//! connection after a failover is noticed by the probe, not by waiting for
+//! a message that never comes), and what redis-rs needs for sharded
+//! pub/sub on a cluster.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::try_join_all;
+use redis::aio::MultiplexedConnection;
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionInfo, IntoConnectionInfo, ProtocolVersion, PushInfo,
+    RedisResult,
+};
+
+/// What receives the pushes (subscription messages, disconnections) of a
+/// subscriber's connection. It runs on the connection's reader and must
+/// not wait.
+pub(super) type PushSink = Arc<dyn Fn(PushInfo) + Send + Sync>;
+
+/// Where Redis is: parsed once, connected as often as needed.
+#[derive(Clone, Debug)]
+pub(super) enum Endpoint {
+    /// One server (or a primary behind a failover proxy).
+    Single(Box<ConnectionInfo>),
+    /// A Redis Cluster, from any of its nodes; rooms use sharded pub/sub.
+    Cluster(Vec<ConnectionInfo>),
+}
+
+/// One open connection.
+#[derive(Clone)]
+pub(super) enum Link {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+/// `info` with RESP3, whatever the URL said.
+fn resp3(info: ConnectionInfo) -> ConnectionInfo {
+    let redis = info
+        .redis_settings()
+        .clone()
+        .set_protocol(ProtocolVersion::RESP3);
+    info.set_redis_settings(redis)
+}
+
+impl Endpoint {
+    /// Parses the URL(s): `redis://[:PASSWORD@]HOST[:PORT][/DB]` or
+    /// `rediss://...` (TLS; needs the `tls` feature).
+    pub(super) fn parse(urls: &[String], cluster: bool) -> RedisResult<Endpoint> {
+        let infos = urls
+            .iter()
+            .map(|url| url.as_str().into_connection_info().map(resp3))
+            .collect::<RedisResult<Vec<_>>>()?;
+        match (cluster, infos.len()) {
+            (_, 0) => Err((redis::ErrorKind::InvalidClientConfig, "no Redis URL given").into()),
+            (false, 1) => Ok(Endpoint::Single(Box::new(
+                infos.into_iter().next().expect("one"),
+            ))),
+            (false, _) => Err((
+                redis::ErrorKind::InvalidClientConfig,
+                "several Redis URLs are a cluster's nodes: ask for cluster mode",
+            )
+                .into()),
+            (true, _) => Ok(Endpoint::Cluster(infos)),
+        }
+    }
+
+    /// Whether rooms use sharded pub/sub (`SPUBLISH`, `SSUBSCRIBE`).
+    pub(super) fn is_cluster(&self) -> bool {
+        matches!(self, Endpoint::Cluster(_))
+    }
+
+    /// Opens a connection; `push` receives its subscription messages.
+    pub(super) async fn connect(
+        &self,
+        timeout: Duration,
+        push: Option<PushSink>,
+    ) -> RedisResult<Link> {
+        match self {
+            Endpoint::Single(info) => {
+                let mut config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout));
+                if let Some(push) = push {
+                    config = config.set_push_sender(move |info: PushInfo| {
+                        push(info);
+                        Ok::<(), std::convert::Infallible>(())
+                    });
+                }
+                let client = Client::open((**info).clone())?;
+                let connection = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                Ok(Link::Single(connection))
+            }
+            Endpoint::Cluster(infos) => {
+                let mut builder = ClusterClientBuilder::new(infos.clone())
+                    .use_protocol(ProtocolVersion::RESP3)
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .retries(1);
+                if let Some(push) = push {
+                    builder = builder.push_sender(move |info: PushInfo| {
+                        push(info);
+                        Ok::<(), std::convert::Infallible>(())
+                    });
+                }
+                let connection = builder.build()?.get_async_connection().await?;
+                Ok(Link::Cluster(connection))
+            }
+        }
+    }
+}
+
+/// One command of a publishing batch.
+pub(super) enum Publish {
+    /// `PUBLISH` (or `SPUBLISH`) the envelope on the room's channel.
+    Message { channel: Arc<str>, envelope: Bytes },
+    /// `XADD key MAXLEN ~ len * e envelope`: the room's history.
+    History {
+        key: Arc<str>,
+        len: usize,
+        envelope: Bytes,
+    },
+}
+
+impl Publish {
+    /// The key or channel that decides the cluster slot.
+    fn slot_key(&self) -> &str {
+        match self {
+            Publish::Message { channel, .. } => channel,
+            Publish::History { key, .. } => key,
+        }
+    }
+
+    fn add_to(&self, pipe: &mut redis::Pipeline, sharded: bool) {
+        match self {
+            Publish::Message { channel, envelope } => {
+                let verb = if sharded { "SPUBLISH" } else { "PUBLISH" };
+                pipe.cmd(verb).arg(&**channel).arg(&envelope[..]).ignore();
+            }
+            Publish::History { key, len, envelope } => {
+                pipe.cmd("XADD")
+                    .arg(&**key)
+                    .arg("MAXLEN")
+                    .arg("~")
+                    .arg(*len)
+                    .arg("*")
+                    .arg("e")
+                    .arg(&envelope[..])
+                    .ignore();
+            }
+        }
+    }
+}
+
+impl Link {
+    /// Sends a batch in order, pipelined: one round trip on a single
+    /// server; on a cluster one pipeline per room (a pipeline must stay in
+    /// one slot), the rooms in parallel, each room's commands in order.
+    pub(super) async fn publish(&mut self, batch: &[Publish]) -> RedisResult<()> {
+        match self {
+            Link::Single(connection) => {
+                let mut pipe = redis::pipe();
+                for command in batch {
+                    command.add_to(&mut pipe, false);
+                }
+                pipe.query_async::<()>(connection).await
+            }
+            Link::Cluster(connection) => {
+                let mut pipes: Vec<(&str, redis::Pipeline)> = Vec::new();
+                for command in batch {
+                    let key = command.slot_key();
+                    let at = match pipes.iter().position(|(k, _)| *k == key) {
+                        Some(at) => at,
+                        None => {
+                            pipes.push((key, redis::pipe()));
+                            pipes.len() - 1
+                        }
+                    };
+                    command.add_to(&mut pipes[at].1, true);
+                }
+                try_join_all(pipes.into_iter().map(|(_, pipe)| {
+                    let mut connection = connection.clone();
+                    async move { pipe.query_async::<()>(&mut connection).await }
+                }))
+                .await
+                .map(|_| ())
+            }
+        }
+    }
+
+    /// Starts receiving these channels.
+    pub(super) async fn subscribe(&mut self, channels: &[&str]) -> RedisResult<()> {
+        match self {
+            Link::Single(connection) => connection.subscribe(channels).await,
+            Link::Cluster(connection) => connection.ssubscribe(channels).await,
+        }
+    }
+
+    /// Stops receiving these channels.
+    pub(super) async fn unsubscribe(&mut self, channels: &[&str]) -> RedisResult<()> {
+        match self {
+            Link::Single(connection) => connection.unsubscribe(channels).await,
+            Link::Cluster(connection) => connection.sunsubscribe(channels).await,
+        }
+    }
+
+    /// Any command answered: the connection is alive.
+    pub(super) async fn ping(&mut self) -> RedisResult<()> {
+        let ping = redis::cmd("PING");
+        match self {
+            Link::Single(connection) => ping.query_async::<redis::Value>(connection).await,
+            Link::Cluster(connection) => ping.query_async::<redis::Value>(connection).await,
+        }
+        .map(|_| ())
+    }
+}
