@@ -1,4 +1,5 @@
-//! `duplex serve`: the chat page, `/echo`, `/chat/<room>` and `/healthz`.
+//! `duplex serve`: the chat page, `/echo`, `/chat/<room>` and `/healthz`;
+//! with `--publish-token`, `POST /publish/<room>` (see `publish.rs`).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -98,6 +99,14 @@ pub struct ServeArgs {
     /// share rooms.
     #[arg(long, requires = "redis", default_value = "duplex")]
     redis_prefix: String,
+    /// Enable `POST /publish/<room>` for requests with `Authorization:
+    /// Bearer TOKEN`: the body (at most --max-message-size) becomes one
+    /// message to the room's members. Also read from
+    /// DUPLEX_PUBLISH_TOKEN, which other users cannot see in the process
+    /// list.
+    #[arg(long, value_name = "TOKEN", env = "DUPLEX_PUBLISH_TOKEN", hide_env_values = true,
+          value_parser = crate::publish::parse_token)]
+    publish_token: Option<crate::publish::PublishToken>,
 }
 
 /// A size in bytes, with an optional K, M or G suffix (powers of 1024).
@@ -171,6 +180,11 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
             let json = backplane.stats().counters().to_json(backplane.node_id());
             HttpResponse::json(200, json)
         });
+    }
+    if let Some(token) = args.publish_token.clone() {
+        server = server
+            .http_with_body(crate::publish::PATTERN, crate::publish::route(token))
+            .max_request_body(args.max_message_size);
     }
     server = server.memory_budget(args.memory_budget);
     if let Some(max) = args.max_connections {

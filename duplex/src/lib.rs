@@ -130,7 +130,10 @@ pub use queue::{QueueLimits, QueueStats, SlowConsumerPolicy};
 pub use relay::Relay;
 pub use request::UpgradeRequest;
 pub use rooms::Rooms;
-pub use server::{BoundServer, HttpResponse, Server, ServerHandle, ServerSocket, UpgradeDecision};
+pub use server::{
+    BoundServer, HttpRequest, HttpResponse, Server, ServerHandle, ServerSocket, UpgradeDecision,
+    DEFAULT_MAX_REQUEST_BODY,
+};
 pub use session::Session;
 pub use split::{WsReader, WsWriter};
 pub use timeouts::{TimeoutStats, Timeouts, DEFAULT_MESSAGE_TIMEOUT, DEFAULT_WRITE_TIMEOUT};

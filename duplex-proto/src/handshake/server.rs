@@ -385,7 +385,9 @@ fn response_head(status: u16, content_type: &str, body: &[u8], extra: &Headers) 
     if status == 426 {
         head.push_str("Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
     }
-    if status == 405 {
+    // A WebSocket endpoint allows GET; a route that allows other methods
+    // says so with its own `Allow`.
+    if status == 405 && extra.get("allow").is_none() {
         head.push_str("Allow: GET\r\n");
     }
     write_headers(&mut head, extra);
@@ -418,6 +420,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         101 => "Switching Protocols",
         200 => "OK",
+        202 => "Accepted",
         204 => "No Content",
         301 => "Moved Permanently",
         302 => "Found",
@@ -427,10 +430,15 @@ pub fn reason_phrase(status: u16) -> &'static str {
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        415 => "Unsupported Media Type",
+        417 => "Expectation Failed",
         426 => "Upgrade Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
+        501 => "Not Implemented",
         503 => "Service Unavailable",
         _ => "Unknown",
     }
@@ -553,6 +561,19 @@ mod tests {
         let resp = String::from_utf8(resp).unwrap();
         assert!(resp.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
         assert!(resp.contains("Sec-WebSocket-Version: 13\r\n"));
+    }
+
+    #[test]
+    fn a_405_allows_get_unless_the_route_says_otherwise() {
+        let get = String::from_utf8(reject_response(&HandshakeError::new(405, "no"))).unwrap();
+        assert!(get.contains("\r\nAllow: GET\r\n"), "{get}");
+        let mut extra = Headers::default();
+        extra.push("Allow", "POST");
+        let post = http_response(405, "text/plain", b"no", &extra);
+        let post = String::from_utf8(post).unwrap();
+        assert!(post.starts_with("HTTP/1.1 405 Method Not Allowed\r\n"));
+        assert_eq!(post.matches("Allow:").count(), 1, "{post}");
+        assert!(post.contains("\r\nAllow: POST\r\n"), "{post}");
     }
 
     /// The headers of a response, as the client parses them.

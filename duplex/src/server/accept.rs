@@ -13,6 +13,7 @@ use duplex_proto::{Connection, HandshakeError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::body::{self, BodyLimits};
 use super::state::ServerState;
 use super::{BoxFuture, Route, Server, ServerSocket, SocketRoute, UpgradeDecision};
 use crate::hub::{Attached, Hub};
@@ -75,11 +76,9 @@ async fn establish(state: &Arc<ServerState>, tcp: TcpStream, addr: SocketAddr) -
         }
         Err(_) => return None,
     };
-    let read = tokio::time::timeout(
-        server.handshake_timeout,
-        read_request(stream, &server.limits),
-    )
-    .await;
+    // The request's head and, for a route that reads one, its body.
+    let deadline = tokio::time::Instant::now() + server.handshake_timeout;
+    let read = tokio::time::timeout_at(deadline, read_request(stream, &server.limits)).await;
     let (mut stream, request, leftover) = match read {
         Ok(Ok(Some(parts))) => parts,
         Ok(Ok(None)) | Err(_) => return None,
@@ -112,6 +111,15 @@ async fn establish(state: &Arc<ServerState>, tcp: TcpStream, addr: SocketAddr) -
                 &hs::http_response(r.status, &r.content_type, &r.body, &r.headers),
             )
             .await;
+            return None;
+        }
+        Route::HttpWithBody(f) => {
+            let limits = BodyLimits {
+                max_body: server.max_request_body,
+                max_trailers: server.limits.max_size,
+            };
+            let hub = &state.hub;
+            body::serve(&mut stream, request, leftover, &f, hub, limits, deadline).await;
             return None;
         }
         Route::Socket(f) => f,
@@ -228,7 +236,7 @@ pub(crate) async fn refuse_full(mut tcp: TcpStream) {
 }
 
 /// Writes a response that ends the connection, then closes it.
-async fn respond<S: AsyncWrite + Unpin>(stream: &mut S, response: &[u8]) {
+pub(super) async fn respond<S: AsyncWrite + Unpin>(stream: &mut S, response: &[u8]) {
     let _ = stream.write_all(response).await;
     let _ = stream.shutdown().await;
 }

@@ -3,7 +3,9 @@
 //!
 //! The builder is here; `accept.rs` takes one connection from TCP to its
 //! route, `running.rs` is the accept loop and its shutdown, and
-//! `response.rs` the answers other than a WebSocket.
+//! `response.rs` the answers other than a WebSocket. `body.rs` reads the
+//! request bodies of [`Server::http_with_body`] routes (`chunked.rs`
+//! decodes chunked ones), which see them as an [`HttpRequest`].
 //!
 //! ```no_run
 //! use duplex::{HttpResponse, Message, Server};
@@ -26,7 +28,10 @@
 //! ```
 
 mod accept;
+mod body;
+mod chunked;
 mod fd_limit;
+mod http_request;
 mod response;
 mod running;
 mod state;
@@ -54,6 +59,7 @@ use crate::timeouts::Timeouts;
 use crate::transport::MaybeTlsStream;
 use crate::websocket::WebSocket;
 
+pub use http_request::HttpRequest;
 pub use response::{HttpResponse, UpgradeDecision};
 pub use running::{BoundServer, ServerHandle};
 
@@ -64,13 +70,18 @@ type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// A WebSocket route: the socket, its request, its hub and its id there.
 type SocketRoute = Arc<dyn Fn(ServerSocket, UpgradeRequest, &Hub, u64) -> BoxFuture + Send + Sync>;
 type HttpRoute = Arc<dyn Fn(&UpgradeRequest) -> HttpResponse + Send + Sync>;
+type HttpBodyRoute = Arc<dyn Fn(&HttpRequest, &Hub) -> HttpResponse + Send + Sync>;
 type UpgradeHook = Arc<dyn Fn(&UpgradeRequest) -> UpgradeDecision + Send + Sync>;
 
 #[derive(Clone)]
 pub(crate) enum Route {
     Socket(SocketRoute),
     Http(HttpRoute),
+    HttpWithBody(HttpBodyRoute),
 }
+
+/// The default of [`Server::max_request_body`]: 1 MiB.
+pub const DEFAULT_MAX_REQUEST_BODY: usize = 1 << 20;
 
 /// A WebSocket server under construction: routes, hooks and limits. Call
 /// [`Server::bind`] to start listening, then [`BoundServer::serve`].
@@ -78,7 +89,9 @@ pub(crate) enum Route {
 /// Routes are tried in order; `{name}` in a pattern matches one path
 /// segment ([`UpgradeRequest::param`]). [`Server::route`] hands the socket
 /// to a function (the stream API), [`Server::handler`] runs a [`Handler`]
-/// per connection (the event API), [`Server::http`] answers plain HTTP.
+/// per connection (the event API), [`Server::http`] answers plain HTTP,
+/// and [`Server::http_with_body`] answers plain HTTP requests with their
+/// bodies read.
 ///
 /// ```no_run
 /// use duplex::{HttpResponse, Relay, Server, UpgradeDecision};
@@ -141,6 +154,7 @@ pub struct Server {
     config: Config,
     pub(crate) limits: HandshakeLimits,
     pub(crate) handshake_timeout: Duration,
+    pub(crate) max_request_body: usize,
     /// `None`: derived from the descriptor limit when the server starts.
     max_connections: Option<usize>,
     queue_limits: QueueLimits,
@@ -171,6 +185,7 @@ impl Server {
             config: Config::default(),
             limits: HandshakeLimits::default(),
             handshake_timeout: Duration::from_secs(10),
+            max_request_body: DEFAULT_MAX_REQUEST_BODY,
             max_connections: None,
             queue_limits: QueueLimits::default(),
             shutdown_grace: Duration::from_secs(3),
@@ -217,13 +232,64 @@ impl Server {
         self
     }
 
-    /// Serves a plain HTTP response on `pattern` (any method).
+    /// Serves a plain HTTP response on `pattern` (any method). The request
+    /// body, if any, is not read: see [`Server::http_with_body`].
     pub fn http<F>(mut self, pattern: &str, f: F) -> Self
     where
         F: Fn(&UpgradeRequest) -> HttpResponse + Send + Sync + 'static,
     {
         self.routes
             .push((Pattern::new(pattern), Route::Http(Arc::new(f))));
+        self
+    }
+
+    /// Serves plain HTTP on `pattern` (any method; `f` decides what each
+    /// gets, e.g. 405 with `Allow`), handing `f` the request with its body
+    /// and the [`Hub`] the server's connections run in (its
+    /// [`Rooms`](Hub::rooms), to publish into).
+    ///
+    /// The server reads the body before calling `f`:
+    ///
+    /// - framed by `Content-Length` or `Transfer-Encoding: chunked`
+    ///   (decoded); a `GET`, `DELETE` and the like with neither has an
+    ///   empty body, a `POST`, `PUT` or `PATCH` with neither gets 411;
+    /// - at most [`Server::max_request_body`] bytes: a longer declared
+    ///   length gets 413 before any of the body is read, a chunked body
+    ///   413 as soon as its chunk sizes pass the limit; the buffer grows
+    ///   with what arrives, counted in the [memory budget](Server::memory_budget)
+    ///   (503 when it is exhausted);
+    /// - head and body within the [handshake timeout](Server::handshake_timeout)
+    ///   together, else 408;
+    /// - malformed framing (both headers, conflicting lengths, a bad chunk)
+    ///   gets 400, a transfer coding other than chunked 501, an `Expect`
+    ///   other than `100-continue` 417 (`100 Continue` is answered).
+    ///
+    /// Every answer closes the connection (`Connection: close`). `f` runs
+    /// on the connection's task: it must not block.
+    ///
+    /// ```no_run
+    /// use duplex::{HttpResponse, Message, Server};
+    ///
+    /// # async fn run() -> duplex::Result<()> {
+    /// let server = Server::new()
+    ///     .max_request_body(64 * 1024)
+    ///     .http_with_body("/notify/{room}", |req, hub| {
+    ///         if req.method() != "POST" {
+    ///             return HttpResponse::text(405, "use POST\n").with_header("Allow", "POST");
+    ///         }
+    ///         let room = req.param("room").unwrap_or_default();
+    ///         let reached = hub.rooms().publish(room, &Message::binary(req.body().clone()));
+    ///         HttpResponse::json(202, format!(r#"{{"recipients":{reached}}}"#))
+    ///     });
+    /// server.bind("127.0.0.1:8080").await?.serve().await
+    /// # }
+    /// ```
+    pub fn http_with_body<F>(mut self, pattern: &str, f: F) -> Self
+    where
+        F: Fn(&HttpRequest, &Hub) -> HttpResponse + Send + Sync + 'static,
+    {
+        self.routes
+            .push((Pattern::new(pattern), Route::HttpWithBody(Arc::new(f))));
         self
     }
 
@@ -250,9 +316,20 @@ impl Server {
         self
     }
 
-    /// How long a client has for TLS and the upgrade request (default 10 s).
+    /// How long a client has for TLS, and then again for its request: the
+    /// upgrade request, or a plain request's head and body together
+    /// (default 10 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// The largest request body an [`http_with_body`](Server::http_with_body)
+    /// route accepts, in bytes, after chunked decoding (default
+    /// [`DEFAULT_MAX_REQUEST_BODY`], 1 MiB); a longer one is answered with
+    /// 413.
+    pub fn max_request_body(mut self, bytes: usize) -> Self {
+        self.max_request_body = bytes;
         self
     }
 

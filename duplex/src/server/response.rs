@@ -43,14 +43,6 @@ impl HttpResponse {
         }
     }
 
-    /// An `application/json` response; `body` is the JSON text.
-    pub fn json(status: u16, body: impl Into<String>) -> HttpResponse {
-        HttpResponse {
-            content_type: "application/json".into(),
-            ..HttpResponse::text(status, body)
-        }
-    }
-
     /// A `text/html` response.
     pub fn html(body: impl Into<Bytes>) -> HttpResponse {
         HttpResponse {
@@ -59,6 +51,37 @@ impl HttpResponse {
             headers: Headers::default(),
             body: body.into(),
         }
+    }
+
+    /// An `application/json` response; `body` is sent as given (it is
+    /// not checked to be JSON).
+    ///
+    /// ```
+    /// use duplex::HttpResponse;
+    /// let r = HttpResponse::json(202, r#"{"recipients":2}"#);
+    /// assert_eq!(r.content_type, "application/json");
+    /// ```
+    pub fn json(status: u16, body: impl Into<String>) -> HttpResponse {
+        HttpResponse {
+            status,
+            content_type: "application/json".into(),
+            headers: Headers::default(),
+            body: Bytes::from(body.into()),
+        }
+    }
+
+    /// Adds a header line (e.g. `Allow` to a 405, `WWW-Authenticate` to a
+    /// 401). A header that could change the shape of the response (a line
+    /// break, a name that is no token) makes the server answer 500 instead.
+    ///
+    /// ```
+    /// use duplex::HttpResponse;
+    /// let r = HttpResponse::text(405, "use POST\n").with_header("Allow", "POST");
+    /// assert_eq!(r.headers.get("allow"), Some("POST"));
+    /// ```
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push(name, value);
+        self
     }
 }
 
