@@ -99,6 +99,11 @@ pub struct ServeArgs {
     /// share rooms.
     #[arg(long, requires = "redis", default_value = "duplex")]
     redis_prefix: String,
+    /// A member who joins a room first receives its last N messages, then
+    /// the live ones (with --redis: the room's history across nodes, kept
+    /// in a Redis stream; without: as long as the room has members).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    history: usize,
     /// Enable `POST /publish/<room>` for requests with `Authorization:
     /// Bearer TOKEN`: the body (at most --max-message-size) becomes one
     /// message to the room's members. Also read from
@@ -173,13 +178,16 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         .handler("/chat/{room}", Relay::for_request)
         .http("/healthz", |_| HttpResponse::text(200, "ok"))
         .http("/", |_| HttpResponse::html(CHAT_PAGE));
+    let rooms = Rooms::new().with_history(args.history);
     if let Some(backplane) = &backplane {
-        server = server.rooms(Rooms::with_backplane(backplane.clone()));
+        server = server.rooms(rooms.spanning(backplane.clone()));
         let backplane = backplane.clone();
         server = server.http("/backplane", move |_| {
             let json = backplane.stats().counters().to_json(backplane.node_id());
             HttpResponse::json(200, json)
         });
+    } else if args.history > 0 {
+        server = server.rooms(Arc::new(rooms));
     }
     if let Some(token) = args.publish_token.clone() {
         server = server
@@ -236,7 +244,8 @@ fn start_backplane(args: &ServeArgs) -> Result<Option<Arc<RedisBackplane>>, Stri
     } else {
         RedisOptions::new(args.redis[0].clone())
     }
-    .prefix(args.redis_prefix.clone());
+    .prefix(args.redis_prefix.clone())
+    .history(args.history);
     if let Some(node_id) = &args.node_id {
         options = options.node_id(node_id.clone());
     }

@@ -93,6 +93,7 @@ mod client;
 mod drive;
 mod error;
 mod handler;
+mod history;
 mod hub;
 mod io;
 mod keepalive;

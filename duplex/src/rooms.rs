@@ -36,10 +36,29 @@ use std::sync::{Arc, Mutex};
 
 use duplex_proto::Message;
 
-use crate::backplane::{Backplane, LocalRooms};
+use crate::backplane::{now_us, Backplane, Envelope, LocalRooms};
+use crate::history::{Origin, RoomHistory};
 use crate::queue::SendQueue;
 
 type Members = HashMap<u64, Arc<SendQueue>>;
+
+/// One room on this node.
+struct Room {
+    members: Members,
+    /// Its last messages, when the registry keeps history.
+    history: Option<RoomHistory>,
+}
+
+impl Room {
+    /// Queues `message` for the members but `except`; how many took it.
+    fn queue(&self, message: &Message, except: Option<u64>) -> usize {
+        self.members
+            .iter()
+            .filter(|(id, _)| Some(**id) != except)
+            .filter(|(_, queue)| queue.push(message.clone()).is_ok())
+            .count()
+    }
+}
 
 /// A registry of rooms. Rooms appear on first join and vanish when their
 /// last member leaves. Share one registry with `Arc`; a
@@ -72,9 +91,11 @@ type Members = HashMap<u64, Arc<SendQueue>>;
 /// ```
 #[derive(Default)]
 pub struct Rooms {
-    rooms: Mutex<HashMap<String, Members>>,
+    rooms: Mutex<HashMap<String, Room>>,
     /// Where published messages also go, and remote ones come from.
     backplane: Option<Arc<dyn Backplane>>,
+    /// How many of each room's last messages a joining member gets first.
+    history: usize,
 }
 
 impl std::fmt::Debug for Rooms {
@@ -114,12 +135,44 @@ impl Rooms {
     /// # Ok(()) }
     /// ```
     pub fn with_backplane(backplane: Arc<dyn Backplane>) -> Arc<Rooms> {
-        let rooms = Arc::new(Rooms {
-            rooms: Mutex::default(),
-            backplane: Some(backplane.clone()),
-        });
+        Rooms::new().spanning(backplane)
+    }
+
+    /// This registry, its rooms spanning every node of `backplane` (as
+    /// [`Rooms::with_backplane`], after settings such as
+    /// [`Rooms::with_history`]).
+    pub fn spanning(mut self, backplane: Arc<dyn Backplane>) -> Arc<Rooms> {
+        self.backplane = Some(backplane.clone());
+        let rooms = Arc::new(self);
         backplane.attach(LocalRooms::new(Arc::downgrade(&rooms)));
         rooms
+    }
+
+    /// A member who joins a room first receives its last `messages`
+    /// messages (default 0: none), then the live ones, with no gap and no
+    /// duplicate between the two.
+    ///
+    /// On one node the history lives as long as the room (rooms vanish
+    /// when their last member leaves). With a backplane that keeps
+    /// history (the [`RedisBackplane`](crate::backplane::RedisBackplane)
+    /// with [`RedisOptions::history`](crate::backplane::RedisOptions::history)),
+    /// a room that appears on this node loads its history from there, so
+    /// it is the room's history on every node.
+    ///
+    /// ```
+    /// use duplex::{Message, Rooms};
+    ///
+    /// let rooms = Rooms::new().with_history(50);
+    /// assert_eq!(rooms.history(), 50);
+    /// ```
+    pub fn with_history(mut self, messages: usize) -> Rooms {
+        self.history = messages;
+        self
+    }
+
+    /// How many of a room's last messages a joining member gets first.
+    pub fn history(&self) -> usize {
+        self.history
     }
 
     /// The backplane the rooms span, if any.
@@ -127,33 +180,52 @@ impl Rooms {
         self.backplane.as_ref()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Members>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Room>> {
         self.rooms.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a member's queue to a room (creating the room).
+    /// Adds a member's queue to a room (creating the room). With history,
+    /// the member first gets the room's last messages, under the lock that
+    /// publishing takes: nothing published in between is missed or
+    /// repeated.
     pub(crate) fn join(&self, room: &str, id: u64, queue: Arc<SendQueue>) {
         let mut rooms = self.lock();
-        let members = match rooms.get_mut(room) {
-            Some(members) => members,
-            None => {
-                // Under the lock, so subscribe and unsubscribe reach the
-                // backplane in the order the room appeared and vanished.
-                if let Some(backplane) = &self.backplane {
-                    backplane.subscribe(room);
-                }
-                rooms.entry(room.to_string()).or_default()
+        if !rooms.contains_key(room) {
+            let created = self.create(room);
+            rooms.insert(room.to_string(), created);
+        }
+        let entry = rooms.get_mut(room).expect("just made");
+        if let Some(replay) = entry.history.as_ref().and_then(RoomHistory::replay) {
+            for message in replay {
+                let _ = queue.push(message.clone());
             }
-        };
-        members.insert(id, queue);
+        }
+        entry.members.insert(id, queue);
+    }
+
+    /// A room that appears on this node. Called under the lock, so
+    /// subscribe and unsubscribe reach the backplane in the order the room
+    /// appeared and vanished.
+    fn create(&self, room: &str) -> Room {
+        let mut loading = None;
+        if let Some(backplane) = &self.backplane {
+            backplane.subscribe(room);
+            if self.history > 0 && backplane.load_history(room, self.history) {
+                loading = Some(now_us());
+            }
+        }
+        Room {
+            members: Members::new(),
+            history: (self.history > 0).then(|| RoomHistory::new(self.history, loading)),
+        }
     }
 
     /// Removes a member from a room (dropping the room if it is empty).
     pub(crate) fn leave(&self, room: &str, id: u64) {
         let mut rooms = self.lock();
-        if let Some(members) = rooms.get_mut(room) {
-            members.remove(&id);
-            if members.is_empty() {
+        if let Some(entry) = rooms.get_mut(room) {
+            entry.members.remove(&id);
+            if entry.members.is_empty() {
                 rooms.remove(room);
                 if let Some(backplane) = &self.backplane {
                     backplane.unsubscribe(room);
@@ -173,7 +245,37 @@ impl Rooms {
     /// backplane delivers what other nodes publish this way). Returns how
     /// many members it was queued for.
     pub fn publish_local(&self, room: &str, message: &Message) -> usize {
-        self.queue_for_members(room, message, None)
+        self.queue_for_members(room, message, Origin::Local { except: None })
+    }
+
+    /// A message from another node, delivered here (what
+    /// [`LocalRooms::deliver`] does).
+    pub(crate) fn deliver_remote(&self, room: &str, envelope: &Envelope) -> usize {
+        let origin = Origin::Remote {
+            instance: envelope.instance,
+            seq: envelope.seq,
+        };
+        self.queue_for_members(room, &envelope.message, origin)
+    }
+
+    /// The stored history of `room` arrived from the backplane (oldest
+    /// first; `own` is the backplane's instance id): the members get it
+    /// merged with what was held back meanwhile.
+    pub(crate) fn history_loaded(&self, room: &str, stored: Vec<Envelope>, own: u64) {
+        let mut rooms = self.lock();
+        let Some(entry) = rooms.get_mut(room) else {
+            return;
+        };
+        let Some(merged) = entry.history.as_mut().and_then(|h| h.loaded(stored, own)) else {
+            return;
+        };
+        for held in merged {
+            let except = match held.origin {
+                Origin::Local { except } => except,
+                Origin::Remote { .. } => None,
+            };
+            entry.queue(&held.message, except);
+        }
     }
 
     /// Queues `message` for every member of `room` but `except` (a
@@ -184,28 +286,34 @@ impl Rooms {
         message: &Message,
         except: Option<u64>,
     ) -> usize {
-        let reached = self.queue_for_members(room, message, except);
+        let reached = self.queue_for_members(room, message, Origin::Local { except });
         if let Some(backplane) = &self.backplane {
             backplane.forward(room, message);
         }
         reached
     }
 
-    fn queue_for_members(&self, room: &str, message: &Message, except: Option<u64>) -> usize {
-        let rooms = self.lock();
-        let Some(members) = rooms.get(room) else {
+    fn queue_for_members(&self, room: &str, message: &Message, origin: Origin) -> usize {
+        let mut rooms = self.lock();
+        let Some(entry) = rooms.get_mut(room) else {
             return 0;
         };
-        members
-            .iter()
-            .filter(|(id, _)| Some(**id) != except)
-            .filter(|(_, queue)| queue.push(message.clone()).is_ok())
-            .count()
+        if let Some(history) = &mut entry.history {
+            if history.record(message, origin).is_none() {
+                // Held back until the room's history is loaded.
+                return entry.members.len();
+            }
+        }
+        let except = match origin {
+            Origin::Local { except } => except,
+            Origin::Remote { .. } => None,
+        };
+        entry.queue(message, except)
     }
 
     /// How many members a room has (0 when it does not exist).
     pub fn member_count(&self, room: &str) -> usize {
-        self.lock().get(room).map_or(0, HashMap::len)
+        self.lock().get(room).map_or(0, |r| r.members.len())
     }
 
     /// How many rooms exist.

@@ -50,6 +50,7 @@ mod sequence;
 #[cfg(feature = "redis")]
 mod redis;
 
+pub(crate) use envelope::now_us;
 pub use envelope::{Envelope, EnvelopeError, ENVELOPE_VERSION};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -85,6 +86,16 @@ pub trait Backplane: Send + Sync + 'static {
     /// The node is going away: drop every subscription at once and stop
     /// carrying messages (the other nodes are unaffected).
     fn shutdown(&self);
+
+    /// `room` just appeared on this node and the registry keeps `count`
+    /// messages of history: return `true` to fetch the room's stored
+    /// history and hand it to [`LocalRooms::history_loaded`] (always, even
+    /// empty when it cannot be had, or the room's deliveries stay held
+    /// back), `false` (the default) when this backplane stores no history.
+    fn load_history(&self, room: &str, count: usize) -> bool {
+        let _ = (room, count);
+        false
+    }
 }
 
 /// The local side of a registry, as a [`Backplane`] sees it: delivers
@@ -99,12 +110,22 @@ impl LocalRooms {
         LocalRooms { rooms }
     }
 
-    /// Queues `message` for every local member of `room`; the number of
-    /// members it was queued for, or `None` once the registry is gone.
-    pub fn deliver(&self, room: &str, message: &Message) -> Option<usize> {
+    /// Queues the message of `envelope`, from another node, for every
+    /// local member of `room`; the number of members it was queued for,
+    /// or `None` once the registry is gone.
+    pub fn deliver(&self, room: &str, envelope: &Envelope) -> Option<usize> {
         self.rooms
             .upgrade()
-            .map(|rooms| rooms.publish_local(room, message))
+            .map(|rooms| rooms.deliver_remote(room, envelope))
+    }
+
+    /// The stored history of `room` (oldest first), as asked for by
+    /// [`Backplane::load_history`]; `own` is the instance id this
+    /// backplane writes in its envelopes.
+    pub fn history_loaded(&self, room: &str, stored: Vec<Envelope>, own: u64) {
+        if let Some(rooms) = self.rooms.upgrade() {
+            rooms.history_loaded(room, stored, own);
+        }
     }
 
     /// The rooms that have local members now (e.g. to subscribe again

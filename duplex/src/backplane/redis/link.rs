@@ -223,4 +223,15 @@ impl Link {
         }
         .map(|_| ())
     }
+
+    /// Runs one command and returns its reply.
+    pub(super) async fn query<T: redis::FromRedisValue>(
+        &mut self,
+        command: &redis::Cmd,
+    ) -> RedisResult<T> {
+        match self {
+            Link::Single(connection) => command.query_async(connection).await,
+            Link::Cluster(connection) => command.query_async(connection).await,
+        }
+    }
 }

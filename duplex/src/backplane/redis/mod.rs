@@ -136,8 +136,11 @@ impl RedisOptions {
         self
     }
 
-    /// Keep each room's last `messages` in a Redis stream (default 0: no
-    /// history).
+    /// Keep each room's last `messages` in a Redis stream,
+    /// `PREFIX:{ROOM}:history` (default 0: no history), from which a room
+    /// that appears on a node loads its history (see
+    /// [`Rooms::with_history`](crate::Rooms::with_history)). The stream is
+    /// trimmed approximately (`MAXLEN ~`), so it may hold a few more.
     pub fn history(mut self, messages: usize) -> RedisOptions {
         self.history = messages;
         self
@@ -310,6 +313,16 @@ impl Backplane for RedisBackplane {
 
     fn shutdown(&self) {
         let _ = self.commands.send(Command::Shutdown);
+    }
+
+    fn load_history(&self, room: &str, count: usize) -> bool {
+        if self.shared.options.history == 0 {
+            return false;
+        }
+        let count = count.min(self.shared.options.history);
+        self.commands
+            .send(Command::History(room.to_string(), count))
+            .is_ok()
     }
 }
 

@@ -27,6 +27,8 @@ pub(super) enum Command {
     Subscribe(String),
     /// A room's last local member left.
     Unsubscribe(String),
+    /// A room just appeared here: fetch its last `count` stored messages.
+    History(String, usize),
     /// The node is going away: drop every subscription now.
     Shutdown,
 }
@@ -44,6 +46,8 @@ struct Rooms {
     lingering: HashMap<String, Instant>,
     /// Rooms subscribed on the current connection.
     subscribed: HashSet<String>,
+    /// Rooms waiting for their stored history, and how much of it.
+    histories: Vec<(String, usize)>,
 }
 
 impl Rooms {
@@ -59,6 +63,7 @@ impl Rooms {
                     self.lingering.insert(room, Instant::now() + linger);
                 }
             }
+            Command::History(room, count) => self.histories.push((room, count)),
             Command::Shutdown => return false,
         }
         true
@@ -112,9 +117,12 @@ pub(super) async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiv
         let connected = loop {
             tokio::select! {
                 result = &mut connecting => break result,
-                command = commands.recv() => if !rooms.follow(command, linger) {
-                    return shutdown(&shared);
-                },
+                command = commands.recv() => {
+                    if !rooms.follow(command, linger) {
+                        return shutdown(&shared);
+                    }
+                    no_history(&shared, &mut rooms);
+                }
             }
         };
         rooms.subscribed.clear();
@@ -137,6 +145,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiv
             }
             Err(error) => Outcome::Failed(error.to_string()),
         };
+        no_history(&shared, &mut rooms);
         match outcome {
             Outcome::Shutdown => return shutdown(&shared),
             Outcome::Failed(error) => {
@@ -151,9 +160,12 @@ pub(super) async fn run(shared: Arc<Shared>, mut commands: mpsc::UnboundedReceiv
         loop {
             tokio::select! {
                 _ = &mut sleep => break,
-                command = commands.recv() => if !rooms.follow(command, linger) {
-                    return shutdown(&shared);
-                },
+                command = commands.recv() => {
+                    if !rooms.follow(command, linger) {
+                        return shutdown(&shared);
+                    }
+                    no_history(&shared, &mut rooms);
+                }
             }
         }
     }
@@ -183,6 +195,7 @@ async fn serve(
     if let Err(error) = sync(shared, link, rooms).await {
         return Outcome::Failed(error);
     }
+    load_histories(shared, link, rooms).await;
     backoff.reset();
     shared.set_health(None, Some(true));
     episode.up(&shared.node_id, &shared.stats);
@@ -204,6 +217,7 @@ async fn serve(
                 if let Err(error) = sync(shared, link, rooms).await {
                     return Outcome::Failed(error);
                 }
+                load_histories(shared, link, rooms).await;
             }
             _ = linger_tick.tick() => {
                 let expired = rooms.expired(Instant::now());
@@ -239,6 +253,64 @@ async fn sync(shared: &Shared, link: &mut Link, rooms: &mut Rooms) -> Result<(),
     }
     shared.stats.set_subscriptions(rooms.subscribed.len());
     Ok(())
+}
+
+/// Fetches the stored history of the rooms that asked, after their
+/// subscription is in place: a message is then in the history, or arrives
+/// live, or both (the registry keeps it once). A room whose history
+/// cannot be read gets none rather than waiting.
+async fn load_histories(shared: &Shared, link: &mut Link, rooms: &mut Rooms) {
+    for (room, count) in std::mem::take(&mut rooms.histories) {
+        let mut read = redis::cmd("XREVRANGE");
+        read.arg(shared.names.history(&room))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(count);
+        let stored = match tokio::time::timeout(
+            shared.options.timeout,
+            link.query::<redis::streams::StreamRangeReply>(&read),
+        )
+        .await
+        {
+            Ok(Ok(reply)) => stored_envelopes(reply),
+            Ok(Err(error)) => {
+                tracing::warn!(room, "redis backplane: reading the room's history failed ({error}); the member gets none");
+                Vec::new()
+            }
+            Err(_) => {
+                tracing::warn!(room, "redis backplane: the room's history was not read in time; the member gets none");
+                Vec::new()
+            }
+        };
+        if let Some(local) = shared.local.get() {
+            local.history_loaded(&room, stored, shared.instance);
+        }
+    }
+}
+
+/// The envelopes of an `XREVRANGE` reply, oldest first; entries that are
+/// not envelopes are skipped.
+fn stored_envelopes(reply: redis::streams::StreamRangeReply) -> Vec<Envelope> {
+    let mut stored: Vec<Envelope> = reply
+        .ids
+        .into_iter()
+        .filter_map(|entry| match entry.map.get("e") {
+            Some(Value::BulkString(bytes)) => Envelope::decode(Bytes::from(bytes.clone())).ok(),
+            _ => None,
+        })
+        .collect();
+    stored.reverse();
+    stored
+}
+
+/// Without a connection, rooms that asked for history get none now.
+fn no_history(shared: &Shared, rooms: &mut Rooms) {
+    for (room, _) in std::mem::take(&mut rooms.histories) {
+        if let Some(local) = shared.local.get() {
+            local.history_loaded(&room, Vec::new(), shared.instance);
+        }
+    }
 }
 
 /// Unsubscribes rooms whose linger ran out, and forgets their senders.
@@ -327,6 +399,6 @@ fn receive(shared: &Shared, data: Vec<Value>) {
         .stats
         .add_received(now_us().saturating_sub(envelope.sent_us));
     if let Some(local) = shared.local.get() {
-        local.deliver(room, &envelope.message);
+        local.deliver(room, &envelope);
     }
 }
