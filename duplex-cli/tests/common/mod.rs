@@ -1,7 +1,17 @@
 //! Helpers shared by the CLI tests: waiting for a child process to exit,
 //! stopping it with SIGTERM, reading its output line by line, and reading
-//! `duplex serve`'s listening line.
+//! `duplex serve`'s listening line. The Redis backplane's test support
+//! (issue 11) is in the submodules, one concept each.
 #![allow(dead_code)]
+
+pub mod chat;
+pub mod cluster;
+pub mod delivery;
+pub mod fault_proxy;
+pub mod node;
+pub mod redis;
+pub mod resp;
+pub mod traffic;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus};
