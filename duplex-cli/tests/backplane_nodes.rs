@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::chat::{ChatClient, End};
 use common::delivery::{self, Losses};
-use common::node::{require_backplane, room_channel, Node, PREFIX};
+use common::node::{room_channel, Node, PREFIX};
 use common::redis::RedisServer;
 use common::resp;
 use common::traffic::{self, blocking};
@@ -32,9 +32,6 @@ enum Stop {
 }
 
 async fn node_goes_away(stop: Stop) {
-    if !require_backplane() {
-        return;
-    }
     let Some(redis) = RedisServer::start() else {
         return;
     };

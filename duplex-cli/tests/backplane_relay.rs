@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::chat::ChatClient;
 use common::delivery::{self, Losses};
-use common::node::{require_backplane, room_channel, Node, PREFIX};
+use common::node::{room_channel, Node, PREFIX};
 use common::redis::RedisServer;
 use common::resp;
 use common::traffic::blocking;
@@ -42,9 +42,6 @@ fn base(node: &Node) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_member_gets_every_other_members_messages_across_three_nodes() {
-    if !require_backplane() {
-        return;
-    }
     let Some(redis) = RedisServer::start() else {
         return;
     };
@@ -124,9 +121,6 @@ fn subscription_calls(redis: &RedisServer) -> (u64, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscriptions_follow_membership_without_churn_when_members_flap() {
-    if !require_backplane() {
-        return;
-    }
     let Some(redis) = RedisServer::start() else {
         return;
     };

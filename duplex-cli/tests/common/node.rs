@@ -10,7 +10,6 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, ExitStatus};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::Process;
@@ -23,42 +22,15 @@ pub const PREFIX: &str = "duplex-test";
 
 /// The Redis channel of `room` under `prefix`: the one place that knows
 /// the backplane's channel naming.
-// TODO(issue 11): `PREFIX:{ROOM}` (the room a cluster hash tag) is the
-// naming of the backplane in progress; check it once it is on main.
 pub fn room_channel(prefix: &str, room: &str) -> String {
     format!("{prefix}:{{{room}}}")
 }
 
 /// The arguments that put a node on a Redis Cluster with these masters.
-// TODO(issue 11): one `--redis` per master (several URLs mean a cluster),
-// as in the backplane in progress; check it once it is on main.
 pub fn cluster_args(urls: &[String]) -> Vec<String> {
     urls.iter()
         .flat_map(|url| ["--redis".to_string(), url.clone()])
         .collect()
-}
-
-/// Whether this `duplex` binary has the backplane (`serve --redis`).
-/// Until issue 11 lands it has not, and the backplane tests print one
-/// line and return.
-pub fn backplane_available() -> bool {
-    static AVAILABLE: OnceLock<bool> = OnceLock::new();
-    *AVAILABLE.get_or_init(|| {
-        let out = Command::new(env!("CARGO_BIN_EXE_duplex"))
-            .args(["serve", "--help"])
-            .output()
-            .expect("run duplex serve --help");
-        String::from_utf8_lossy(&out.stdout).contains("--redis ")
-    })
-}
-
-/// [`backplane_available`], printing a skip line when it is not.
-pub fn require_backplane() -> bool {
-    let available = backplane_available();
-    if !available {
-        eprintln!("SKIPPED: this duplex has no `serve --redis` yet (issue 11's backplane)");
-    }
-    available
 }
 
 /// The counters of `GET /backplane`.

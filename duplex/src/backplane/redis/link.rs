@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::future::try_join_all;
+use futures_util::future::join_all;
 use redis::aio::MultiplexedConnection;
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
@@ -166,34 +166,55 @@ impl Link {
     /// Sends a batch in order, pipelined: one round trip on a single
     /// server; on a cluster one pipeline per room (a pipeline must stay in
     /// one slot), the rooms in parallel, each room's commands in order.
-    pub(super) async fn publish(&mut self, batch: &[Publish]) -> RedisResult<()> {
+    /// Returns how many messages went out. On a cluster a shard that fails
+    /// loses only its rooms' messages (they show as gaps at the
+    /// receivers); the call fails only when every shard did.
+    pub(super) async fn publish(&mut self, batch: &[Publish]) -> RedisResult<u64> {
+        let messages = |commands: &[&Publish]| {
+            commands
+                .iter()
+                .filter(|c| matches!(c, Publish::Message { .. }))
+                .count() as u64
+        };
         match self {
             Link::Single(connection) => {
                 let mut pipe = redis::pipe();
                 for command in batch {
                     command.add_to(&mut pipe, false);
                 }
-                pipe.query_async::<()>(connection).await
+                pipe.query_async::<()>(connection).await?;
+                Ok(messages(&batch.iter().collect::<Vec<_>>()))
             }
             Link::Cluster(connection) => {
-                let mut pipes: Vec<(&str, redis::Pipeline)> = Vec::new();
+                let mut rooms: Vec<(&str, Vec<&Publish>)> = Vec::new();
                 for command in batch {
                     let key = command.slot_key();
-                    let at = match pipes.iter().position(|(k, _)| *k == key) {
-                        Some(at) => at,
-                        None => {
-                            pipes.push((key, redis::pipe()));
-                            pipes.len() - 1
-                        }
-                    };
-                    command.add_to(&mut pipes[at].1, true);
+                    match rooms.iter_mut().find(|(k, _)| *k == key) {
+                        Some((_, commands)) => commands.push(command),
+                        None => rooms.push((key, vec![command])),
+                    }
                 }
-                try_join_all(pipes.into_iter().map(|(_, pipe)| {
+                let results = join_all(rooms.iter().map(|(_, commands)| {
                     let mut connection = connection.clone();
+                    let mut pipe = redis::pipe();
+                    for command in commands {
+                        command.add_to(&mut pipe, true);
+                    }
                     async move { pipe.query_async::<()>(&mut connection).await }
                 }))
-                .await
-                .map(|_| ())
+                .await;
+                let mut sent = 0;
+                let mut failure = None;
+                for ((_, commands), result) in rooms.iter().zip(results) {
+                    match result {
+                        Ok(()) => sent += messages(commands),
+                        Err(error) => failure = Some(error),
+                    }
+                }
+                match failure {
+                    Some(error) if sent == 0 => Err(error),
+                    _ => Ok(sent),
+                }
             }
         }
     }

@@ -66,6 +66,10 @@ pub(super) async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Outgoing>
         backoff.reset();
         shared.set_health(Some(true), None);
         episode.up(&shared.node_id, &shared.stats);
+        // A cluster connection reconnects its shards itself, and a PING
+        // goes to one random shard: probing would give up every shard for
+        // one that is down.
+        let cluster = shared.endpoint.is_cluster();
         let mut probe = tokio::time::interval(options.probe);
         probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         probe.reset();
@@ -75,7 +79,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Outgoing>
             // replaced before the next message needs it.
             let received = tokio::select! {
                 n = queue.recv_many(&mut batch, BATCH) => n,
-                _ = probe.tick() => {
+                _ = probe.tick(), if !cluster => {
                     match tokio::time::timeout(options.timeout, link.ping()).await {
                         Ok(Ok(())) => continue,
                         Ok(Err(error)) => fail(&shared, &mut episode, &error),
@@ -114,12 +118,8 @@ pub(super) async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Outgoing>
                     envelope,
                 });
             }
-            let sent = commands
-                .iter()
-                .filter(|c| matches!(c, Publish::Message { .. }))
-                .count() as u64;
             match tokio::time::timeout(options.timeout, link.publish(&commands)).await {
-                Ok(Ok(())) => shared.stats.add_forwarded(sent),
+                Ok(Ok(sent)) => shared.stats.add_forwarded(sent),
                 Ok(Err(error)) => {
                     fail(&shared, &mut episode, &error);
                     break;

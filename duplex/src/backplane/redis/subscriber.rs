@@ -199,6 +199,8 @@ async fn serve(
     backoff.reset();
     shared.set_health(None, Some(true));
     episode.up(&shared.node_id, &shared.stats);
+    // Not on a cluster: see the publisher; redis-rs reconnects and
+    // resubscribes each shard there.
     let mut probe = tokio::time::interval(options.probe);
     probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut linger_tick = tokio::time::interval(LINGER_TICK);
@@ -227,7 +229,7 @@ async fn serve(
                     }
                 }
             }
-            _ = probe.tick() => {
+            _ = probe.tick(), if !shared.endpoint.is_cluster() => {
                 match tokio::time::timeout(options.timeout, link.ping()).await {
                     Ok(Ok(())) => {}
                     Ok(Err(error)) => return Outcome::Failed(format!("probe failed: {error}")),
