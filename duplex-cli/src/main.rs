@@ -5,6 +5,7 @@
 
 mod bench;
 mod connect;
+mod fanout;
 mod memory_release;
 mod publish;
 mod serve;
@@ -32,7 +33,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Connect to a WebSocket URL: send stdin lines, print what arrives.
     Connect(connect::ConnectArgs),
-    /// Load an echo endpoint and report messages/s and latency percentiles.
+    /// Load an echo endpoint, or with --fanout chat rooms, and report
+    /// rates, latency percentiles and (fan-out) every lost or misordered delivery.
+    #[command(after_help = bench::FANOUT_HELP)]
     Bench(bench::BenchArgs),
 }
 

@@ -178,43 +178,8 @@ fn assert_one_line_failure(output: &Output, needle: &str) -> String {
     lines[0].to_string()
 }
 
-/// Runs a library server on a runtime of its own; dropping the guard stops
-/// it.
-struct LibServer {
-    addr: SocketAddr,
-    handle: duplex::ServerHandle,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Drop for LibServer {
-    fn drop(&mut self) {
-        self.handle.shutdown();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn lib_server(server: Server) -> LibServer {
-    let (tx, rx) = mpsc::channel();
-    let thread = thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let bound = server.bind("127.0.0.1:0").await.unwrap();
-            tx.send((bound.local_addr(), bound.handle())).unwrap();
-            let _ = bound.serve().await;
-        });
-    });
-    let (addr, handle) = rx.recv_timeout(STEP).expect("library server started");
-    LibServer {
-        addr,
-        handle,
-        thread: Some(thread),
-    }
+fn lib_server(server: Server) -> common::LibServer {
+    common::lib_server(server, STEP)
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {

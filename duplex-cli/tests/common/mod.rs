@@ -1,7 +1,8 @@
 //! Helpers shared by the CLI tests: waiting for a child process to exit,
-//! stopping it with SIGTERM, reading its output line by line, and reading
-//! `duplex serve`'s listening line. The Redis backplane's test support
-//! (issue 11) is in the submodules, one concept each.
+//! Helpers shared by the CLI tests: waiting for a child process to exit,
+//! stopping it with SIGTERM, reading its output line by line, reading
+//! `duplex serve`'s listening line, and running a library server. The
+//! Redis backplane's test support is in the submodules, one concept each.
 #![allow(dead_code)]
 
 pub mod chat;
@@ -97,4 +98,44 @@ pub fn listening_addr(line: &str) -> String {
     line.strip_prefix("listening on ws://")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_string()
+}
+
+/// A library server on a runtime of its own; dropping the guard stops it.
+pub struct LibServer {
+    pub addr: std::net::SocketAddr,
+    handle: duplex::ServerHandle,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for LibServer {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Binds `server` on a free port of 127.0.0.1 and serves it on a thread;
+/// waits at most `limit` for it to be bound.
+pub fn lib_server(server: duplex::Server, limit: Duration) -> LibServer {
+    let (tx, rx) = mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let bound = server.bind("127.0.0.1:0").await.unwrap();
+            tx.send((bound.local_addr(), bound.handle())).unwrap();
+            let _ = bound.serve().await;
+        });
+    });
+    let (addr, handle) = rx.recv_timeout(limit).expect("library server started");
+    LibServer {
+        addr,
+        handle,
+        thread: Some(thread),
+    }
 }
