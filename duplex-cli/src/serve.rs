@@ -99,6 +99,10 @@ pub struct ServeArgs {
     /// share rooms.
     #[arg(long, requires = "redis", default_value = "duplex")]
     redis_prefix: String,
+    /// PEM CA that the certificates of rediss:// servers are checked
+    /// against (default: the system's roots).
+    #[arg(long, value_name = "CA.pem", requires = "redis")]
+    redis_ca: Option<PathBuf>,
     /// A member who joins a room first receives its last N messages, then
     /// the live ones (with --redis: the room's history across nodes, kept
     /// in a Redis stream; without: as long as the room has members).
@@ -248,6 +252,10 @@ fn start_backplane(args: &ServeArgs) -> Result<Option<Arc<RedisBackplane>>, Stri
     .history(args.history);
     if let Some(node_id) = &args.node_id {
         options = options.node_id(node_id.clone());
+    }
+    if let Some(ca) = &args.redis_ca {
+        let pem = std::fs::read(ca).map_err(|e| format!("reading {}: {e}", ca.display()))?;
+        options = options.ca_pem(pem);
     }
     RedisBackplane::start(options)
         .map(Some)

@@ -5,10 +5,6 @@
 //! (local delivery there goes on, the other rooms lose nothing), and once
 //! it is back, cross-node delivery in that room resumes and every loss is
 //! counted.
-//!
-//! NEEDS THE BACKPLANE (`duplex serve --redis`, issue 11) with cluster
-//! support: until it is in the binary, each test prints one line and
-//! returns.
 
 mod common;
 

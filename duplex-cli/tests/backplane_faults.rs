@@ -14,9 +14,6 @@
 //!   [`HEAL_WITHIN`] of the fault's end;
 //! - the backplane's loss counters (dropped at the sender's node, lost at
 //!   the receiving node) add up to exactly what the members missed.
-//!
-//! NEEDS THE BACKPLANE (`duplex serve --redis`, issue 11): until it is in
-//! the binary, each test prints one line and returns.
 
 mod common;
 

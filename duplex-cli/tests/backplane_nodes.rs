@@ -4,9 +4,6 @@
 //! leaves Redis (at once on SIGTERM), and the other nodes are unaffected:
 //! their members keep getting all of each other's messages, and what they
 //! got from the departed node's members is an unbroken prefix.
-//!
-//! NEEDS THE BACKPLANE (`duplex serve --redis`, issue 11): until it is in
-//! the binary, each test prints one line and returns.
 
 mod common;
 

@@ -3,9 +3,6 @@
 //! were sent, none twice, never its own, nothing from another room; and a
 //! node's subscription to a room's channel follows its local membership,
 //! without churn when members flap.
-//!
-//! NEEDS THE BACKPLANE (`duplex serve --redis`, issue 11): until it is in
-//! the binary, each test prints one line and returns.
 
 mod common;
 

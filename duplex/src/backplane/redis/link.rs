@@ -30,9 +30,14 @@ pub(super) type PushSink = Arc<dyn Fn(PushInfo) + Send + Sync>;
 #[derive(Clone, Debug)]
 pub(super) enum Endpoint {
     /// One server (or a primary behind a failover proxy).
-    Single(Box<ConnectionInfo>),
+    Single(Client),
     /// A Redis Cluster, from any of its nodes; rooms use sharded pub/sub.
-    Cluster(Vec<ConnectionInfo>),
+    Cluster {
+        nodes: Vec<ConnectionInfo>,
+        /// The CA (PEM) that `rediss://` certificates are checked against,
+        /// instead of the system's roots.
+        ca: Option<Vec<u8>>,
+    },
 }
 
 /// One open connection.
@@ -54,28 +59,38 @@ fn resp3(info: ConnectionInfo) -> ConnectionInfo {
 impl Endpoint {
     /// Parses the URL(s): `redis://[:PASSWORD@]HOST[:PORT][/DB]` or
     /// `rediss://...` (TLS; needs the `tls` feature).
-    pub(super) fn parse(urls: &[String], cluster: bool) -> RedisResult<Endpoint> {
+    /// `ca`: the PEM CA of `rediss://` servers, instead of the system's
+    /// roots (with the `tls` feature).
+    pub(super) fn parse(
+        urls: &[String],
+        cluster: bool,
+        ca: Option<&[u8]>,
+    ) -> RedisResult<Endpoint> {
         let infos = urls
             .iter()
             .map(|url| url.as_str().into_connection_info().map(resp3))
             .collect::<RedisResult<Vec<_>>>()?;
         match (cluster, infos.len()) {
             (_, 0) => Err((redis::ErrorKind::InvalidClientConfig, "no Redis URL given").into()),
-            (false, 1) => Ok(Endpoint::Single(Box::new(
-                infos.into_iter().next().expect("one"),
-            ))),
+            (false, 1) => {
+                let info = infos.into_iter().next().expect("one");
+                Ok(Endpoint::Single(single_client(info, ca)?))
+            }
             (false, _) => Err((
                 redis::ErrorKind::InvalidClientConfig,
                 "several Redis URLs are a cluster's nodes: ask for cluster mode",
             )
                 .into()),
-            (true, _) => Ok(Endpoint::Cluster(infos)),
+            (true, _) => Ok(Endpoint::Cluster {
+                nodes: infos,
+                ca: ca.map(<[u8]>::to_vec),
+            }),
         }
     }
 
     /// Whether rooms use sharded pub/sub (`SPUBLISH`, `SSUBSCRIBE`).
     pub(super) fn is_cluster(&self) -> bool {
-        matches!(self, Endpoint::Cluster(_))
+        matches!(self, Endpoint::Cluster { .. })
     }
 
     /// Opens a connection; `push` receives its subscription messages.
@@ -85,7 +100,7 @@ impl Endpoint {
         push: Option<PushSink>,
     ) -> RedisResult<Link> {
         match self {
-            Endpoint::Single(info) => {
+            Endpoint::Single(client) => {
                 let mut config = AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(timeout))
                     .set_response_timeout(Some(timeout));
@@ -95,18 +110,18 @@ impl Endpoint {
                         Ok::<(), std::convert::Infallible>(())
                     });
                 }
-                let client = Client::open((**info).clone())?;
                 let connection = client
                     .get_multiplexed_async_connection_with_config(&config)
                     .await?;
                 Ok(Link::Single(connection))
             }
-            Endpoint::Cluster(infos) => {
-                let mut builder = ClusterClientBuilder::new(infos.clone())
+            Endpoint::Cluster { nodes, ca } => {
+                let mut builder = ClusterClientBuilder::new(nodes.clone())
                     .use_protocol(ProtocolVersion::RESP3)
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
                     .retries(1);
+                builder = cluster_ca(builder, ca.as_deref());
                 if let Some(push) = push {
                     builder = builder.push_sender(move |info: PushInfo| {
                         push(info);
@@ -118,6 +133,43 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// A client for one server, checking `rediss://` against `ca` if given.
+fn single_client(info: ConnectionInfo, ca: Option<&[u8]>) -> RedisResult<Client> {
+    match ca {
+        #[cfg(feature = "tls")]
+        Some(ca) => Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(ca.to_vec()),
+            },
+        ),
+        #[cfg(not(feature = "tls"))]
+        Some(_) => Err((
+            redis::ErrorKind::InvalidClientConfig,
+            "a Redis CA needs the tls feature",
+        )
+            .into()),
+        None => Client::open(info),
+    }
+}
+
+#[cfg(feature = "tls")]
+fn cluster_ca(builder: ClusterClientBuilder, ca: Option<&[u8]>) -> ClusterClientBuilder {
+    match ca {
+        Some(ca) => builder.certs(redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(ca.to_vec()),
+        }),
+        None => builder,
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn cluster_ca(builder: ClusterClientBuilder, _ca: Option<&[u8]>) -> ClusterClientBuilder {
+    builder
 }
 
 /// One command of a publishing batch.

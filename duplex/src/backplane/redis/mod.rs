@@ -52,6 +52,7 @@ pub struct RedisOptions {
     timeout: Duration,
     max_backoff: Duration,
     history: usize,
+    ca: Option<Vec<u8>>,
 }
 
 impl RedisOptions {
@@ -69,6 +70,7 @@ impl RedisOptions {
             timeout: Duration::from_secs(2),
             max_backoff: Duration::from_secs(2),
             history: 0,
+            ca: None,
         }
     }
 
@@ -133,6 +135,15 @@ impl RedisOptions {
     /// the waits double from 100 ms, with jitter).
     pub fn max_backoff(mut self, max: Duration) -> RedisOptions {
         self.max_backoff = max.max(Duration::from_millis(100));
+        self
+    }
+
+    /// Check the certificates of `rediss://` servers against this CA
+    /// (PEM) instead of the system's roots.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn ca_pem(mut self, pem: impl Into<Vec<u8>>) -> RedisOptions {
+        self.ca = Some(pem.into());
         self
     }
 
@@ -232,7 +243,7 @@ impl RedisBackplane {
             )
                 .into());
         }
-        let endpoint = Endpoint::parse(&options.urls, options.cluster)?;
+        let endpoint = Endpoint::parse(&options.urls, options.cluster, options.ca.as_deref())?;
         let instance: u64 = rand::random();
         let node_id = options
             .node_id
