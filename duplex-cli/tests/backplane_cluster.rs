@@ -111,8 +111,6 @@ async fn rooms_on_every_shard_relay_across_nodes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap (issue 11): while one master is down, the rooms of the other shards \
-            lose cross-node messages too (measured: 110 over 3 s); run with --ignored"]
 async fn a_killed_master_affects_only_the_rooms_on_its_shard() {
     let Some(mut s) = setup().await else {
         return;

@@ -12,6 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+
+use crate::warn_limit::RateLimited;
 use futures_util::future::join_all;
 use redis::aio::MultiplexedConnection;
 use redis::cluster::ClusterClientBuilder;
@@ -172,6 +174,14 @@ fn cluster_ca(builder: ClusterClientBuilder, _ca: Option<&[u8]>) -> ClusterClien
     builder
 }
 
+/// Failed shard pipelines, logged at most once per interval.
+static PUBLISH_FAILED: RateLimited = RateLimited::new();
+
+/// The error of a command that got no answer in time.
+fn not_in_time() -> redis::RedisError {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer in time").into()
+}
+
 /// One command of a publishing batch.
 pub(super) enum Publish {
     /// `PUBLISH` (or `SPUBLISH`) the envelope on the room's channel.
@@ -220,8 +230,16 @@ impl Link {
     /// one slot), the rooms in parallel, each room's commands in order.
     /// Returns how many messages went out. On a cluster a shard that fails
     /// loses only its rooms' messages (they show as gaps at the
-    /// receivers); the call fails only when every shard did.
-    pub(super) async fn publish(&mut self, batch: &[Publish]) -> RedisResult<u64> {
+    /// receivers), and the call does not fail: redis-rs reconnects the
+    /// shard, and giving up the whole connection would cost every shard.
+    ///
+    /// `timeout` bounds each pipeline: on a cluster, a shard that does not
+    /// answer costs only its own rooms.
+    pub(super) async fn publish(
+        &mut self,
+        batch: &[Publish],
+        timeout: Duration,
+    ) -> RedisResult<u64> {
         let messages = |commands: &[&Publish]| {
             commands
                 .iter()
@@ -234,7 +252,10 @@ impl Link {
                 for command in batch {
                     command.add_to(&mut pipe, false);
                 }
-                pipe.query_async::<()>(connection).await?;
+                match tokio::time::timeout(timeout, pipe.query_async::<()>(connection)).await {
+                    Ok(result) => result?,
+                    Err(_) => return Err(not_in_time()),
+                }
                 Ok(messages(&batch.iter().collect::<Vec<_>>()))
             }
             Link::Cluster(connection) => {
@@ -252,21 +273,28 @@ impl Link {
                     for command in commands {
                         command.add_to(&mut pipe, true);
                     }
-                    async move { pipe.query_async::<()>(&mut connection).await }
+                    async move {
+                        tokio::time::timeout(timeout, pipe.query_async::<()>(&mut connection))
+                            .await
+                            .unwrap_or_else(|_| Err(not_in_time()))
+                    }
                 }))
                 .await;
                 let mut sent = 0;
-                let mut failure = None;
-                for ((_, commands), result) in rooms.iter().zip(results) {
+                for ((room, commands), result) in rooms.iter().zip(results) {
                     match result {
                         Ok(()) => sent += messages(commands),
-                        Err(error) => failure = Some(error),
+                        Err(error) => PUBLISH_FAILED.warn(|suppressed| {
+                            tracing::warn!(
+                                channel = room,
+                                "redis backplane: publishing on a shard failed ({error}); \
+                                 its messages count as lost at the receivers \
+                                 ({suppressed} more failures left out of the log)"
+                            )
+                        }),
                     }
                 }
-                match failure {
-                    Some(error) if sent == 0 => Err(error),
-                    _ => Ok(sent),
-                }
+                Ok(sent)
             }
         }
     }

@@ -118,14 +118,10 @@ pub(super) async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Outgoing>
                     envelope,
                 });
             }
-            match tokio::time::timeout(options.timeout, link.publish(&commands)).await {
-                Ok(Ok(sent)) => shared.stats.add_forwarded(sent),
-                Ok(Err(error)) => {
+            match link.publish(&commands, options.timeout).await {
+                Ok(sent) => shared.stats.add_forwarded(sent),
+                Err(error) => {
                     fail(&shared, &mut episode, &error);
-                    break;
-                }
-                Err(_) => {
-                    fail(&shared, &mut episode, &"no answer in time");
                     break;
                 }
             }
