@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 
 use duplex_proto::Message;
 
-use crate::backplane::{now_us, Backplane, Envelope, LocalRooms};
+use crate::backplane::{now_us, Backplane, Envelope, LocalDelivery, LocalRooms};
 use crate::history::{Origin, RoomHistory};
 use crate::queue::SendQueue;
 
@@ -144,7 +144,8 @@ impl Rooms {
     pub fn spanning(mut self, backplane: Arc<dyn Backplane>) -> Arc<Rooms> {
         self.backplane = Some(backplane.clone());
         let rooms = Arc::new(self);
-        backplane.attach(LocalRooms::new(Arc::downgrade(&rooms)));
+        let local: Arc<dyn LocalDelivery> = rooms.clone();
+        backplane.attach(LocalRooms::new(Arc::downgrade(&local)));
         rooms
     }
 
@@ -248,36 +249,6 @@ impl Rooms {
         self.queue_for_members(room, message, Origin::Local { except: None })
     }
 
-    /// A message from another node, delivered here (what
-    /// [`LocalRooms::deliver`] does).
-    pub(crate) fn deliver_remote(&self, room: &str, envelope: &Envelope) -> usize {
-        let origin = Origin::Remote {
-            instance: envelope.instance,
-            seq: envelope.seq,
-        };
-        self.queue_for_members(room, &envelope.message, origin)
-    }
-
-    /// The stored history of `room` arrived from the backplane (oldest
-    /// first; `own` is the backplane's instance id): the members get it
-    /// merged with what was held back meanwhile.
-    pub(crate) fn history_loaded(&self, room: &str, stored: Vec<Envelope>, own: u64) {
-        let mut rooms = self.lock();
-        let Some(entry) = rooms.get_mut(room) else {
-            return;
-        };
-        let Some(merged) = entry.history.as_mut().and_then(|h| h.loaded(stored, own)) else {
-            return;
-        };
-        for held in merged {
-            let except = match held.origin {
-                Origin::Local { except } => except,
-                Origin::Remote { .. } => None,
-            };
-            entry.queue(&held.message, except);
-        }
-    }
-
     /// Queues `message` for every member of `room` but `except` (a
     /// session id, the sender's).
     pub(crate) fn publish_except(
@@ -324,5 +295,41 @@ impl Rooms {
     /// The names of all rooms.
     pub fn room_names(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
+    }
+}
+
+impl LocalDelivery for Rooms {
+    /// A message from another node, delivered here (what
+    /// [`LocalRooms::deliver`] does).
+    fn deliver_remote(&self, room: &str, envelope: &Envelope) -> usize {
+        let origin = Origin::Remote {
+            instance: envelope.instance,
+            seq: envelope.seq,
+        };
+        self.queue_for_members(room, &envelope.message, origin)
+    }
+
+    /// The stored history of `room` arrived from the backplane (oldest
+    /// first; `own` is the backplane's instance id): the members get it
+    /// merged with what was held back meanwhile.
+    fn history_loaded(&self, room: &str, stored: Vec<Envelope>, own: u64) {
+        let mut rooms = self.lock();
+        let Some(entry) = rooms.get_mut(room) else {
+            return;
+        };
+        let Some(merged) = entry.history.as_mut().and_then(|h| h.loaded(stored, own)) else {
+            return;
+        };
+        for held in merged {
+            let except = match held.origin {
+                Origin::Local { except } => except,
+                Origin::Remote { .. } => None,
+            };
+            entry.queue(&held.message, except);
+        }
+    }
+
+    fn room_names(&self) -> Vec<String> {
+        Rooms::room_names(self)
     }
 }

@@ -1,8 +1,8 @@
 //! Backplanes: rooms that span processes and machines.
 //!
-//! A [`Rooms`] registry on its own reaches the members
+//! A [`Rooms`](crate::Rooms) registry on its own reaches the members
 //! connected to this process. Built with
-//! [`Rooms::with_backplane`], it also hands
+//! [`Rooms::with_backplane`](crate::Rooms::with_backplane), it also hands
 //! every published message to a [`Backplane`], which carries it to the
 //! other processes ("nodes") whose registries have members in that room,
 //! and delivers what they publish to the local members.
@@ -42,8 +42,6 @@ use std::sync::Weak;
 
 use duplex_proto::Message;
 
-use crate::rooms::Rooms;
-
 mod envelope;
 mod sequence;
 
@@ -58,8 +56,8 @@ pub use redis::{RedisBackplane, RedisOptions};
 
 /// Carries room messages between the nodes of a cluster.
 ///
-/// A [`Rooms`] registry built with
-/// [`Rooms::with_backplane`] calls these
+/// A [`Rooms`](crate::Rooms) registry built with
+/// [`Rooms::with_backplane`](crate::Rooms::with_backplane) calls these
 /// methods; none of them may wait (they run on a connection's task, some
 /// under the registry's lock): queue the work and return.
 pub trait Backplane: Send + Sync + 'static {
@@ -98,15 +96,35 @@ pub trait Backplane: Send + Sync + 'static {
     }
 }
 
+/// What a registry does with what a backplane brings: implemented by
+/// [`Rooms`](crate::Rooms), so that the backplane need not know the
+/// registry's type (the dependency points one way: rooms use backplanes).
+pub(crate) trait LocalDelivery: Send + Sync {
+    /// Queues a message from another node for the local members.
+    fn deliver_remote(&self, room: &str, envelope: &Envelope) -> usize;
+    /// The stored history of a room arrived.
+    fn history_loaded(&self, room: &str, stored: Vec<Envelope>, own: u64);
+    /// The rooms with local members.
+    fn room_names(&self) -> Vec<String>;
+}
+
 /// The local side of a registry, as a [`Backplane`] sees it: delivers
 /// messages that arrived from other nodes to this node's members.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct LocalRooms {
-    rooms: Weak<Rooms>,
+    rooms: Weak<dyn LocalDelivery>,
+}
+
+impl std::fmt::Debug for LocalRooms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalRooms")
+            .field("alive", &(self.rooms.strong_count() > 0))
+            .finish()
+    }
 }
 
 impl LocalRooms {
-    pub(crate) fn new(rooms: Weak<Rooms>) -> LocalRooms {
+    pub(crate) fn new(rooms: Weak<dyn LocalDelivery>) -> LocalRooms {
         LocalRooms { rooms }
     }
 
