@@ -43,6 +43,8 @@ use std::sync::Weak;
 use duplex_proto::Message;
 
 mod envelope;
+// Sequence numbers are what the Redis backplane writes and checks.
+#[cfg(feature = "redis")]
 mod sequence;
 
 #[cfg(feature = "redis")]
@@ -205,6 +207,8 @@ pub struct BackplaneCounters {
     pub lag_max_us: u64,
 }
 
+// The counting side is used by the backplanes of this crate (`redis`).
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
 impl BackplaneStats {
     /// A snapshot of every counter.
     pub fn counters(&self) -> BackplaneCounters {
