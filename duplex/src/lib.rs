@@ -96,6 +96,7 @@ mod handler;
 mod hub;
 mod io;
 mod keepalive;
+pub mod presence;
 mod queue;
 mod read_buffer;
 pub mod reconnect;

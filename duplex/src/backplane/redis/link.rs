@@ -214,6 +214,26 @@ impl Link {
         }
     }
 
+    /// Any one command (on a cluster, routed by its key).
+    pub(super) async fn query<T: redis::FromRedisValue>(
+        &mut self,
+        command: &redis::Cmd,
+    ) -> RedisResult<T> {
+        match self {
+            Link::Single(connection) => command.query_async(connection).await,
+            Link::Cluster(connection) => command.query_async(connection).await,
+        }
+    }
+
+    /// A pipeline whose answers are not needed (on a cluster its keys
+    /// must share one slot).
+    pub(super) async fn query_pipe(&mut self, pipe: &redis::Pipeline) -> RedisResult<()> {
+        match self {
+            Link::Single(connection) => pipe.query_async::<()>(connection).await,
+            Link::Cluster(connection) => pipe.query_async::<()>(connection).await,
+        }
+    }
+
     /// Any command answered: the connection is alive.
     pub(super) async fn ping(&mut self) -> RedisResult<()> {
         let ping = redis::cmd("PING");
