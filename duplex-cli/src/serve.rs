@@ -1,5 +1,6 @@
-//! `duplex serve`: the chat page, `/echo`, `/chat/<room>` and `/healthz`;
-//! with `--publish-token`, `POST /publish/<room>` (see `publish.rs`).
+//! `duplex serve`: the chat page, `/echo`, `/chat/<room>`, `/healthz` and
+//! `GET /presence/<room>`; with `--publish-token`, `POST /publish/<room>`
+//! (see `publish.rs`).
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -108,6 +109,11 @@ pub struct ServeArgs {
     /// in a Redis stream; without: as long as the room has members).
     #[arg(long, value_name = "N", default_value_t = 0)]
     history: usize,
+    /// Seconds a node's presence record (who is in a room) stays valid in
+    /// Redis without being renewed: a crashed node's members are gone
+    /// from the other nodes' presence within this (at least 1).
+    #[arg(long, value_name = "SECS", requires = "redis", value_parser = seconds, default_value = "15")]
+    presence_ttl: Duration,
     /// Enable `POST /publish/<room>` for requests with `Authorization:
     /// Bearer TOKEN`: the body (at most --max-message-size) becomes one
     /// message to the room's members. Also read from
@@ -174,24 +180,30 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     }
     .with_max_message_size(args.max_message_size);
     let backplane = start_backplane(&args)?;
+    let rooms = Rooms::new().with_history(args.history);
+    let rooms = match &backplane {
+        Some(backplane) => rooms.spanning(backplane.clone()),
+        None => Arc::new(rooms),
+    };
+    let presence = rooms.clone();
     let mut server = Server::new()
         .config(config)
+        .rooms(rooms)
         // The request is not needed: drop it before the connection's
         // long-lived future is built.
         .route("/echo", |ws, _request| echo(ws))
         .handler("/chat/{room}", Relay::for_request)
         .http("/healthz", |_| HttpResponse::text(200, "ok"))
-        .http("/", |_| HttpResponse::html(CHAT_PAGE));
-    let rooms = Rooms::new().with_history(args.history);
+        .http("/", |_| HttpResponse::html(CHAT_PAGE))
+        .http_async("/presence/{room}", move |request| {
+            presence_json(presence.clone(), request.param("room").unwrap_or_default())
+        });
     if let Some(backplane) = &backplane {
-        server = server.rooms(rooms.spanning(backplane.clone()));
         let backplane = backplane.clone();
         server = server.http("/backplane", move |_| {
             let json = backplane.stats().counters().to_json(backplane.node_id());
             HttpResponse::json(200, json)
         });
-    } else if args.history > 0 {
-        server = server.rooms(Arc::new(rooms));
     }
     if let Some(token) = args.publish_token.clone() {
         server = server
@@ -238,6 +250,20 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
     bound.serve().await.map_err(|e| e.to_string())
 }
 
+/// `GET /presence/<room>`: who is in the room on every node, as JSON
+/// (`partial` when Redis could not be asked). Async: the other nodes'
+/// part is one Redis read, awaited on this request's own task.
+fn presence_json(
+    rooms: Arc<Rooms>,
+    room: &str,
+) -> impl std::future::Future<Output = HttpResponse> + Send + 'static {
+    let room = room.to_string();
+    async move {
+        let everywhere = rooms.presence_everywhere(&room).await;
+        HttpResponse::json(200, everywhere.to_json(&room)).with_header("Cache-Control", "no-store")
+    }
+}
+
 /// The Redis backplane of `--redis`, if given.
 fn start_backplane(args: &ServeArgs) -> Result<Option<Arc<RedisBackplane>>, String> {
     if args.redis.is_empty() {
@@ -249,7 +275,8 @@ fn start_backplane(args: &ServeArgs) -> Result<Option<Arc<RedisBackplane>>, Stri
         RedisOptions::new(args.redis[0].clone())
     }
     .prefix(args.redis_prefix.clone())
-    .history(args.history);
+    .history(args.history)
+    .presence_ttl(args.presence_ttl);
     if let Some(node_id) = &args.node_id {
         options = options.node_id(node_id.clone());
     }

@@ -97,6 +97,7 @@ mod history;
 mod hub;
 mod io;
 mod keepalive;
+pub mod presence;
 mod queue;
 mod read_buffer;
 pub mod reconnect;

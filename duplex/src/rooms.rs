@@ -38,9 +38,12 @@ use duplex_proto::Message;
 
 use crate::backplane::{now_us, Backplane, Envelope, LocalDelivery, LocalRooms};
 use crate::history::{Origin, RoomHistory};
+use crate::presence::{Presence, RoomPresence};
 use crate::queue::SendQueue;
 
 type Members = HashMap<u64, Arc<SendQueue>>;
+/// The display names of named members, per room and session id.
+type Names = HashMap<String, HashMap<u64, Arc<str>>>;
 
 /// One room on this node.
 struct Room {
@@ -96,6 +99,9 @@ pub struct Rooms {
     backplane: Option<Arc<dyn Backplane>>,
     /// How many of each room's last messages a joining member gets first.
     history: usize,
+    /// Display names, apart from the members so that naming touches
+    /// neither the delivery path nor its lock.
+    names: Mutex<Names>,
 }
 
 impl std::fmt::Debug for Rooms {
@@ -296,6 +302,72 @@ impl Rooms {
     pub fn room_names(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
     }
+
+    /// Sets (or with `None` forgets) the display name of member `id` in
+    /// `room`. A name set before the member joins shows once it has.
+    pub(crate) fn set_name(&self, room: &str, id: u64, name: Option<Arc<str>>) {
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        match name {
+            Some(name) => {
+                names.entry(room.to_string()).or_default().insert(id, name);
+            }
+            None => {
+                if let Some(room_names) = names.get_mut(room) {
+                    room_names.remove(&id);
+                    if room_names.is_empty() {
+                        names.remove(room);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A member of `room` joined, left or was renamed: the backplane may
+    /// update this node's presence record (it never waits).
+    pub(crate) fn membership_changed(&self, room: &str) {
+        if let Some(backplane) = &self.backplane {
+            backplane.presence_changed(room);
+        }
+    }
+
+    /// Who is in `room` on this node: every member counted, the named ones
+    /// listed (see [`presence`](crate::presence)).
+    ///
+    /// ```
+    /// use duplex::Rooms;
+    ///
+    /// let rooms = Rooms::new();
+    /// let lobby = rooms.presence("lobby");
+    /// assert_eq!((lobby.count, lobby.members.len()), (0, 0));
+    /// ```
+    pub fn presence(&self, room: &str) -> Presence {
+        let rooms = self.lock();
+        let Some(members) = rooms.get(room).map(|r| &r.members) else {
+            return Presence::default();
+        };
+        let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let listed = names.get(room).map_or_else(Vec::new, |room_names| {
+            members
+                .keys()
+                .filter_map(|id| room_names.get(id))
+                .map(|name| name.to_string())
+                .collect()
+        });
+        Presence::new(members.len(), listed)
+    }
+
+    /// Who is in `room` on every node: this node's members and what the
+    /// backplane reports of the others. Without a backplane it is this
+    /// node's; when the backplane cannot say (e.g. Redis is down) it is
+    /// this node's too, marked [`partial`](RoomPresence::partial). Waits
+    /// at most about the backplane's timeout.
+    pub async fn presence_everywhere(&self, room: &str) -> RoomPresence {
+        let others = match &self.backplane {
+            Some(backplane) => backplane.presence(room).await,
+            None => Some(Vec::new()),
+        };
+        RoomPresence::merge(self.presence(room), others)
+    }
 }
 
 impl LocalDelivery for Rooms {
@@ -331,5 +403,9 @@ impl LocalDelivery for Rooms {
 
     fn room_names(&self) -> Vec<String> {
         Rooms::room_names(self)
+    }
+
+    fn presence(&self, room: &str) -> Presence {
+        Rooms::presence(self, room)
     }
 }

@@ -121,8 +121,9 @@ impl Session {
         self.inner.joined.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Joins a room (creating it). The session leaves by itself when its
-    /// connection ends.
+    /// Joins a room (creating it) as an anonymous member: counted in the
+    /// room's [presence](Rooms::presence), not listed. The session leaves
+    /// by itself when its connection ends.
     pub fn join(&self, room: &str) {
         let mut joined = self.joined();
         if !joined.iter().any(|r| r == room) {
@@ -130,13 +131,38 @@ impl Session {
             self.inner
                 .rooms
                 .join(room, self.inner.id, self.inner.queue.clone());
+            self.inner.rooms.membership_changed(room);
         }
+    }
+
+    /// Joins a room (creating it) under a display name, which the room's
+    /// [presence](Rooms::presence) lists (on every node, with a backplane
+    /// that reports presence). The name is cleaned with
+    /// [`display_name`](crate::presence::display_name); nothing left of it
+    /// makes an anonymous member. Already in the room: renames.
+    pub fn join_as(&self, room: &str, name: &str) {
+        let name = crate::presence::display_name(name).map(Arc::<str>::from);
+        // Named before joining, so the member never shows unnamed.
+        self.inner.rooms.set_name(room, self.inner.id, name);
+        self.join(room);
+        self.inner.rooms.membership_changed(room);
     }
 
     /// Leaves a room (dropping it if it is then empty).
     pub fn leave(&self, room: &str) {
-        self.joined().retain(|r| r != room);
+        let mut joined = self.joined();
+        let was_in = joined.iter().any(|r| r == room);
+        joined.retain(|r| r != room);
+        drop(joined);
+        self.leave_room(room, was_in);
+    }
+
+    fn leave_room(&self, room: &str, was_in: bool) {
         self.inner.rooms.leave(room, self.inner.id);
+        self.inner.rooms.set_name(room, self.inner.id, None);
+        if was_in {
+            self.inner.rooms.membership_changed(room);
+        }
     }
 
     /// The rooms this session is in.
@@ -157,7 +183,7 @@ impl Session {
     pub(crate) fn leave_all_rooms(&self) {
         let joined = std::mem::take(&mut *self.joined());
         for room in joined {
-            self.inner.rooms.leave(&room, self.inner.id);
+            self.leave_room(&room, true);
         }
     }
 

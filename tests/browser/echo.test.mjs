@@ -211,7 +211,7 @@ test('echo and chat page over wss:// (self-signed certificate)', { timeout: 6000
     chat.on('pageerror', (e) => errors.push(e.message));
     await chat.goto(`${server.httpBase}/?name=tess&room=secure`);
     await waitStatus(chat, 'online');
-    assert.match(await chat.evaluate(() => window.duplexChat.socket.url), /^wss:\/\/127\.0\.0\.1:\d+\/chat\/secure$/);
+    assert.match(await chat.evaluate(() => window.duplexChat.socket.url), /^wss:\/\/127\.0\.0\.1:\d+\/chat\/secure\?name=tess$/);
     assert.match(await chat.textContent('#extensions'), /permessage-deflate/);
     assert.deepEqual(errors, []);
   });

@@ -37,10 +37,14 @@
 //! (a retry could reorder or duplicate); the [`BackplaneStats`] say how
 //! many were dropped where.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Weak;
 
 use duplex_proto::Message;
+
+use crate::presence::{NodePresence, Presence};
 
 mod envelope;
 // Sequence numbers are what the Redis backplane writes and checks.
@@ -96,6 +100,25 @@ pub trait Backplane: Send + Sync + 'static {
         let _ = (room, count);
         false
     }
+
+    /// A member of `room` joined, left or was renamed on this node: a
+    /// backplane that reports presence updates this node's record (soon,
+    /// not necessarily at once; read [`LocalRooms::presence`] then).
+    /// Never waits. The default does nothing.
+    fn presence_changed(&self, room: &str) {
+        let _ = room;
+    }
+
+    /// Who is in `room` on the *other* nodes, one entry per node; `None`
+    /// when that cannot be known now (the service is down, or this
+    /// backplane does not report presence, which is the default), so that
+    /// [`Rooms::presence_everywhere`](crate::Rooms::presence_everywhere)
+    /// can say its answer is partial. The future must finish within a
+    /// bounded time (a timeout of its own).
+    fn presence(&self, room: &str) -> PresenceFuture {
+        let _ = room;
+        Box::pin(std::future::ready(None))
+    }
 }
 
 /// What a registry does with what a backplane brings: implemented by
@@ -108,7 +131,13 @@ pub(crate) trait LocalDelivery: Send + Sync {
     fn history_loaded(&self, room: &str, stored: Vec<Envelope>, own: u64);
     /// The rooms with local members.
     fn room_names(&self) -> Vec<String>;
+    /// Who is in a room on this node.
+    fn presence(&self, room: &str) -> Presence;
 }
+
+/// What [`Backplane::presence`] returns: the other nodes' members of a
+/// room, or `None` when unknown.
+pub type PresenceFuture = Pin<Box<dyn Future<Output = Option<Vec<NodePresence>>> + Send>>;
 
 /// The local side of a registry, as a [`Backplane`] sees it: delivers
 /// messages that arrived from other nodes to this node's members.
@@ -146,6 +175,14 @@ impl LocalRooms {
         if let Some(rooms) = self.rooms.upgrade() {
             rooms.history_loaded(room, stored, own);
         }
+    }
+
+    /// Who is in `room` on this node (empty once the registry is gone).
+    pub fn presence(&self, room: &str) -> Presence {
+        self.rooms
+            .upgrade()
+            .map(|rooms| rooms.presence(room))
+            .unwrap_or_default()
     }
 
     /// The rooms that have local members now (e.g. to subscribe again

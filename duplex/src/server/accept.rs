@@ -15,7 +15,7 @@ use tokio::net::TcpStream;
 
 use super::body::{self, BodyLimits};
 use super::state::ServerState;
-use super::{BoxFuture, Route, Server, ServerSocket, SocketRoute, UpgradeDecision};
+use super::{BoxFuture, HttpResponse, Route, Server, ServerSocket, SocketRoute, UpgradeDecision};
 use crate::hub::{Attached, Hub};
 use crate::request::UpgradeRequest;
 use crate::transport::MaybeTlsStream;
@@ -106,6 +106,17 @@ async fn establish(state: &Arc<ServerState>, tcp: TcpStream, addr: SocketAddr) -
     let route = match route {
         Route::Http(f) => {
             let r = f(&request);
+            respond(
+                &mut stream,
+                &hs::http_response(r.status, &r.content_type, &r.body, &r.headers),
+            )
+            .await;
+            return None;
+        }
+        Route::HttpAsync(f) => {
+            let r = tokio::time::timeout_at(deadline, f(&request))
+                .await
+                .unwrap_or_else(|_| HttpResponse::text(503, "no answer in time\n"));
             respond(
                 &mut stream,
                 &hs::http_response(r.status, &r.content_type, &r.body, &r.headers),

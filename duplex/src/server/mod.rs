@@ -71,6 +71,9 @@ type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 type SocketRoute = Arc<dyn Fn(ServerSocket, UpgradeRequest, &Hub, u64) -> BoxFuture + Send + Sync>;
 type HttpRoute = Arc<dyn Fn(&UpgradeRequest) -> HttpResponse + Send + Sync>;
 type HttpBodyRoute = Arc<dyn Fn(&HttpRequest, &Hub) -> HttpResponse + Send + Sync>;
+type HttpAsyncRoute = Arc<
+    dyn Fn(&UpgradeRequest) -> Pin<Box<dyn Future<Output = HttpResponse> + Send>> + Send + Sync,
+>;
 type UpgradeHook = Arc<dyn Fn(&UpgradeRequest) -> UpgradeDecision + Send + Sync>;
 
 #[derive(Clone)]
@@ -78,6 +81,7 @@ pub(crate) enum Route {
     Socket(SocketRoute),
     Http(HttpRoute),
     HttpWithBody(HttpBodyRoute),
+    HttpAsync(HttpAsyncRoute),
 }
 
 /// The default of [`Server::max_request_body`]: 1 MiB.
@@ -90,7 +94,8 @@ pub const DEFAULT_MAX_REQUEST_BODY: usize = 1 << 20;
 /// segment ([`UpgradeRequest::param`]). [`Server::route`] hands the socket
 /// to a function (the stream API), [`Server::handler`] runs a [`Handler`]
 /// per connection (the event API), [`Server::http`] answers plain HTTP,
-/// and [`Server::http_with_body`] answers plain HTTP requests with their
+/// [`Server::http_async`] answers plain HTTP with a future, and
+/// [`Server::http_with_body`] answers plain HTTP requests with their
 /// bodies read.
 ///
 /// ```no_run
@@ -240,6 +245,46 @@ impl Server {
     {
         self.routes
             .push((Pattern::new(pattern), Route::Http(Arc::new(f))));
+        self
+    }
+
+    /// Serves a plain HTTP response on `pattern` (any method) that takes
+    /// waiting for, e.g. on a database or Redis: `f` is called with the
+    /// request and its future awaited on the connection's own task (other
+    /// connections are not held up). The answer must come within the
+    /// [handshake timeout](Server::handshake_timeout), counted from the
+    /// request's arrival, or the client gets 503. The body, if any, is not
+    /// read.
+    ///
+    /// ```no_run
+    /// use std::sync::Arc;
+    /// use duplex::{HttpResponse, Relay, Rooms, Server};
+    ///
+    /// # async fn run() -> duplex::Result<()> {
+    /// let rooms = Arc::new(Rooms::new());
+    /// let presence = rooms.clone();
+    /// let server = Server::new()
+    ///     .rooms(rooms)
+    ///     .handler("/chat/{room}", Relay::for_request)
+    ///     .http_async("/presence/{room}", move |req| {
+    ///         let rooms = presence.clone();
+    ///         let room = req.param("room").unwrap_or_default().to_string();
+    ///         async move {
+    ///             let everywhere = rooms.presence_everywhere(&room).await;
+    ///             HttpResponse::json(200, everywhere.to_json(&room))
+    ///         }
+    ///     });
+    /// server.bind("127.0.0.1:8080").await?.serve().await
+    /// # }
+    /// ```
+    pub fn http_async<F, Fut>(mut self, pattern: &str, f: F) -> Self
+    where
+        F: Fn(&UpgradeRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = HttpResponse> + Send + 'static,
+    {
+        let route: HttpAsyncRoute = Arc::new(move |req| Box::pin(f(req)));
+        self.routes
+            .push((Pattern::new(pattern), Route::HttpAsync(route)));
         self
     }
 

@@ -315,17 +315,7 @@ impl Link {
         }
     }
 
-    /// Any command answered: the connection is alive.
-    pub(super) async fn ping(&mut self) -> RedisResult<()> {
-        let ping = redis::cmd("PING");
-        match self {
-            Link::Single(connection) => ping.query_async::<redis::Value>(connection).await,
-            Link::Cluster(connection) => ping.query_async::<redis::Value>(connection).await,
-        }
-        .map(|_| ())
-    }
-
-    /// Runs one command and returns its reply.
+    /// Any one command (on a cluster, routed by its key).
     pub(super) async fn query<T: redis::FromRedisValue>(
         &mut self,
         command: &redis::Cmd,
@@ -334,5 +324,24 @@ impl Link {
             Link::Single(connection) => command.query_async(connection).await,
             Link::Cluster(connection) => command.query_async(connection).await,
         }
+    }
+
+    /// A pipeline whose answers are not needed (on a cluster its keys
+    /// must share one slot).
+    pub(super) async fn query_pipe(&mut self, pipe: &redis::Pipeline) -> RedisResult<()> {
+        match self {
+            Link::Single(connection) => pipe.query_async::<()>(connection).await,
+            Link::Cluster(connection) => pipe.query_async::<()>(connection).await,
+        }
+    }
+
+    /// Any command answered: the connection is alive.
+    pub(super) async fn ping(&mut self) -> RedisResult<()> {
+        let ping = redis::cmd("PING");
+        match self {
+            Link::Single(connection) => ping.query_async::<redis::Value>(connection).await,
+            Link::Cluster(connection) => ping.query_async::<redis::Value>(connection).await,
+        }
+        .map(|_| ())
     }
 }

@@ -19,8 +19,15 @@
 //! Messages that arrive are delivered to the local members straight from
 //! the connection's reader: no queue of their own, so nothing piles up
 //! between Redis and the members' bounded queues.
+//!
+//! A third task, on a third connection, keeps this node's **presence**
+//! (who is in each room) in Redis with a heartbeat TTL, and reads the
+//! other nodes' (see `presence.rs`): a crashed node's members disappear
+//! within [`RedisOptions::presence_ttl`].
 
 mod link;
+mod presence;
+mod presence_record;
 mod publisher;
 mod subscriber;
 
@@ -33,7 +40,7 @@ use tokio::sync::mpsc;
 
 use super::envelope::now_us;
 use super::sequence::Received;
-use super::{Backplane, BackplaneStats, LocalRooms};
+use super::{Backplane, BackplaneStats, LocalRooms, PresenceFuture};
 use crate::warn_limit::RateLimited;
 use link::Endpoint;
 use publisher::Outgoing;
@@ -53,6 +60,7 @@ pub struct RedisOptions {
     max_backoff: Duration,
     history: usize,
     ca: Option<Vec<u8>>,
+    presence_ttl: Duration,
 }
 
 impl RedisOptions {
@@ -71,6 +79,7 @@ impl RedisOptions {
             max_backoff: Duration::from_secs(2),
             history: 0,
             ca: None,
+            presence_ttl: Duration::from_secs(15),
         }
     }
 
@@ -147,6 +156,16 @@ impl RedisOptions {
         self
     }
 
+    /// How long this node's presence record of a room stays valid without
+    /// being renewed (default 15 s, at least 1 s): the bound on how long
+    /// a crashed node's members are still listed. Records are renewed
+    /// every third of it. Readers compare it with their own clock, so the
+    /// nodes' clocks should agree to well within it.
+    pub fn presence_ttl(mut self, ttl: Duration) -> RedisOptions {
+        self.presence_ttl = ttl.max(Duration::from_secs(1));
+        self
+    }
+
     /// Keep each room's last `messages` in a Redis stream,
     /// `PREFIX:{ROOM}:history` (default 0: no history), from which a room
     /// that appears on a node loads its history (see
@@ -173,6 +192,11 @@ impl Names {
         format!("{}:{{{room}}}:history", self.prefix)
     }
 
+    /// The hash of every node's presence record of the room.
+    fn presence(&self, room: &str) -> String {
+        format!("{}:{{{room}}}:presence", self.prefix)
+    }
+
     /// The room of a channel name, if it is one of ours.
     fn room_of<'a>(&self, channel: &'a str) -> Option<&'a str> {
         channel
@@ -196,6 +220,8 @@ struct Shared {
     publisher_up: AtomicBool,
     subscriber_up: AtomicBool,
     lost_warning: RateLimited,
+    /// The presence task's connection while it is up, for the readers.
+    presence_link: Mutex<Option<link::Link>>,
 }
 
 impl Shared {
@@ -220,6 +246,13 @@ pub struct RedisBackplane {
     shared: Arc<Shared>,
     outgoing: mpsc::Sender<Outgoing>,
     commands: mpsc::UnboundedSender<Command>,
+    presence: Arc<presence::Signals>,
+}
+
+impl Drop for RedisBackplane {
+    fn drop(&mut self) {
+        self.presence.stop();
+    }
 }
 
 impl std::fmt::Debug for RedisBackplane {
@@ -262,16 +295,20 @@ impl RedisBackplane {
             publisher_up: AtomicBool::new(false),
             subscriber_up: AtomicBool::new(false),
             lost_warning: RateLimited::new(),
+            presence_link: Mutex::new(None),
             options,
         });
         let (outgoing, queue) = mpsc::channel(shared.options.queue);
         let (commands, command_queue) = mpsc::unbounded_channel();
         tokio::spawn(publisher::run(shared.clone(), queue));
         tokio::spawn(subscriber::run(shared.clone(), command_queue));
+        let presence = Arc::new(presence::Signals::default());
+        tokio::spawn(presence::run(shared.clone(), presence.clone()));
         Ok(Arc::new(RedisBackplane {
             shared,
             outgoing,
             commands,
+            presence,
         }))
     }
 
@@ -324,6 +361,15 @@ impl Backplane for RedisBackplane {
 
     fn shutdown(&self) {
         let _ = self.commands.send(Command::Shutdown);
+        self.presence.stop();
+    }
+
+    fn presence_changed(&self, room: &str) {
+        self.presence.changed(room);
+    }
+
+    fn presence(&self, room: &str) -> PresenceFuture {
+        Box::pin(presence::read(self.shared.clone(), room.to_string()))
     }
 
     fn load_history(&self, room: &str, count: usize) -> bool {
@@ -423,6 +469,7 @@ mod tests {
         assert_eq!(names.room_of("duplex:{a}b}"), Some("a}b"));
         assert_eq!(names.room_of("other:{lobby}"), None);
         assert_eq!(names.history("x"), "duplex:{x}:history");
+        assert_eq!(names.presence("x"), "duplex:{x}:presence");
     }
 
     #[test]
