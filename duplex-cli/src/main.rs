@@ -5,7 +5,6 @@
 
 mod bench;
 mod connect;
-mod fanout;
 mod memory_release;
 mod publish;
 mod serve;

@@ -14,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::body::{self, BodyLimits};
+use super::respond::respond;
 use super::state::ServerState;
 use super::{BoxFuture, HttpResponse, Route, Server, ServerSocket, SocketRoute, UpgradeDecision};
 use crate::hub::{Attached, Hub};
@@ -244,10 +245,4 @@ pub(crate) async fn refuse_full(mut tcp: TcpStream) {
     .await;
     let error = HandshakeError::new(503, "out of file descriptors: too many connections");
     respond(&mut tcp, &hs::reject_response(&error)).await;
-}
-
-/// Writes a response that ends the connection, then closes it.
-pub(super) async fn respond<S: AsyncWrite + Unpin>(stream: &mut S, response: &[u8]) {
-    let _ = stream.write_all(response).await;
-    let _ = stream.shutdown().await;
 }

@@ -17,9 +17,9 @@ use duplex_proto::HandshakeError;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::accept::respond;
 use super::chunked::{too_large, Chunk, ChunkedDecoder};
 use super::http_request::HttpRequest;
+use super::respond::respond;
 use super::HttpBodyRoute;
 use crate::budget::{Direction, Reservation};
 use crate::hub::Hub;

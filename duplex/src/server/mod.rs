@@ -32,6 +32,7 @@ mod body;
 mod chunked;
 mod fd_limit;
 mod http_request;
+mod respond;
 mod response;
 mod running;
 mod state;

@@ -6,7 +6,8 @@ use serde_json::json;
 
 use super::tally::Counts;
 use super::{Joined, Plan};
-use crate::bench::{BenchArgs, Percentiles};
+use crate::bench::args::BenchArgs;
+use crate::bench::common::Percentiles;
 
 /// Falling further behind the schedule than this earns a warning: the
 /// bench itself, not the server, may then be what limits the figures.

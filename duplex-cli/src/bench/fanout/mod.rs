@@ -23,68 +23,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::Args;
 use hdrhistogram::Histogram;
 use tokio::sync::watch;
 
-use crate::bench::{latency_histogram, open_all, progress_bar, seconds, BenchArgs};
+use super::args::{seconds, BenchArgs};
+use super::common::{latency_histogram, open_all, progress_bar};
 use tally::Counts;
 use wire::Wire;
-
-/// The options of the fan-out mode (with `--fanout`).
-#[derive(Args)]
-#[command(next_help_heading = "Fan-out mode (with --fanout)")]
-pub struct FanoutArgs {
-    /// Rooms, named PREFIX0, PREFIX1, ... A URL that contains {room} gets
-    /// the name there; one that ends in / gets it appended; any other URL
-    /// is used as it is for every room.
-    #[arg(long, default_value_t = 1, requires = "fanout")]
-    rooms: usize,
-    /// Members per room (each one receives every other member's publishes).
-    #[arg(long, default_value_t = 10, requires = "fanout")]
-    members: usize,
-    /// Members per room that also publish.
-    #[arg(long, default_value_t = 1, requires = "fanout")]
-    publishers: usize,
-    /// Publishes per second in all rooms together ("5000" or "5000/s"),
-    /// spread evenly over the publishers and paced by the clock (open loop).
-    #[arg(long, default_value = "100", value_parser = parse_rate, requires = "fanout")]
-    rate: f64,
-    /// Seconds to wait after the last publish for deliveries still on the
-    /// way; what has not arrived then is lost.
-    #[arg(long, default_value_t = 2.0, requires = "fanout")]
-    drain: f64,
-    /// Seconds the join probes may take before the run fails.
-    #[arg(long, default_value_t = 10.0, requires = "fanout")]
-    join_timeout: f64,
-    /// Instead of probing, wait SECS after connecting (for a relay that
-    /// would not pass a probe on, or to see how a plain wait fares).
-    #[arg(long, value_name = "SECS", requires = "fanout")]
-    settle: Option<f64>,
-    /// Exit 0 despite lost deliveries and dropped connections (duplicates,
-    /// reordering, own echoes and strays still fail the run).
-    #[arg(long, requires = "fanout")]
-    allow_loss: bool,
-    /// The rooms' name prefix.
-    #[arg(
-        long,
-        default_value = "bench-",
-        value_name = "PREFIX",
-        requires = "fanout"
-    )]
-    room_prefix: String,
-}
-
-/// "5000" or "5000/s": publishes per second.
-fn parse_rate(text: &str) -> Result<f64, String> {
-    let number = text.strip_suffix("/s").unwrap_or(text);
-    match number.parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate > 0.0 => Ok(rate),
-        _ => Err(format!(
-            "{text:?} is not a positive rate (e.g. 5000 or 5000/s)"
-        )),
-    }
-}
 
 /// What every member knows about the run, fixed before it starts.
 pub struct Plan {

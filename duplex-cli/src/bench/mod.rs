@@ -1,12 +1,16 @@
 //! `duplex bench URL`: N connections ping-ponging messages against an echo
 //! server, with a progress bar and a latency report; `--fanout` hands over
-//! to the fan-out mode ([`crate::fanout`]), which shares the options and
-//! helpers here.
+//! to the fan-out mode ([`fanout`]); both share the options ([`args`]) and
+//! helpers ([`common`]).
 //!
 //! Each connection keeps `--inflight` messages outstanding and sends the
 //! next one as each echo arrives (a closed loop), checking every echo's
 //! type, length and content. Figures count only the window after the
 //! warm-up.
+
+mod args;
+mod common;
+mod fanout;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,189 +18,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use clap::Args;
-use duplex::{ClientBuilder, ClientSocket, Config, Message, Utf8Bytes};
+use duplex::{Message, Utf8Bytes};
 use hdrhistogram::Histogram;
-use indicatif::{ProgressBar, ProgressStyle};
-use tokio::sync::Semaphore;
 
-/// How the fan-out mode works, below the options in `duplex bench --help`.
-pub(crate) const FANOUT_HELP: &str = "\
-Fan-out mode: member k of room r connects to URL (r + k) mod (number of URLs); the first
---publishers members of each room also publish. Before publishing, the first member on each URL of
-each room sends probes until every member has heard every such prober (so nobody publishes before
-everyone has joined). Latency is send -> delivery on the bench's one clock; rates and latency count
-the measured window, loss/duplicates/order the whole run. Exits 1 on any lost (unless --allow-loss),
-duplicated, reordered, own-echoed or foreign delivery, and when nothing was delivered.
-
-Example (5,000 publishes/s into rooms of 9, 45,000 deliveries/s):
-  duplex bench --fanout ws://127.0.0.1:8080/chat/ --rooms 556 --members 9 --rate 5000/s -d 10";
-
-/// Options of `duplex bench`.
-#[derive(Args)]
-pub struct BenchArgs {
-    /// ws:// or wss:// URL of an echo endpoint; with --fanout, one or more
-    /// room URLs (one per node), e.g. ws://127.0.0.1:8080/chat/
-    #[arg(required = true, num_args = 1.., value_name = "URL")]
-    pub(crate) urls: Vec<String>,
-    /// Fan-out mode: rooms of members publishing to each other through the
-    /// URLs' relay, every delivery checked (options below).
-    #[arg(long)]
-    pub(crate) fanout: bool,
-    /// Parallel connections.
-    #[arg(long, short = 'c', default_value_t = 10, conflicts_with = "fanout")]
-    connections: usize,
-    /// Message size in bytes (with --fanout at least 20, the header).
-    #[arg(long, short = 's', default_value_t = 20)]
-    pub(crate) size: usize,
-    /// Measured duration in seconds.
-    #[arg(long, short = 'd', default_value_t = 5.0)]
-    pub(crate) duration: f64,
-    /// Warm-up before measuring, in seconds.
-    #[arg(long, default_value_t = 1.0)]
-    pub(crate) warmup: f64,
-    /// Messages in flight per connection.
-    #[arg(long, default_value_t = 1, conflicts_with = "fanout")]
-    inflight: usize,
-    /// Send text messages instead of binary.
-    #[arg(long, conflicts_with = "fanout")]
-    text: bool,
-    /// Offer permessage-deflate (the payload is compressible text).
-    #[arg(long)]
-    pub(crate) compress: bool,
-    /// Accept any TLS certificate (testing only).
-    #[arg(long)]
-    pub(crate) insecure: bool,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub(crate) json: bool,
-    /// Hide the progress bar.
-    #[arg(long)]
-    pub(crate) quiet: bool,
-    #[command(flatten)]
-    pub(crate) fan: crate::fanout::FanoutArgs,
-}
-
-impl BenchArgs {
-    /// A client for `url` with the shared connection options.
-    pub(crate) fn client(&self, url: &str) -> ClientBuilder {
-        let mut config = Config::default();
-        if !self.compress {
-            config.deflate = None;
-        }
-        ClientBuilder::new(url)
-            .config(config)
-            .danger_accept_invalid_certs(self.insecure)
-    }
-
-    /// The warm-up and the measured duration, checked.
-    pub(crate) fn phases(&self) -> Result<(Duration, Duration), String> {
-        Ok((
-            seconds("--warmup", self.warmup)?,
-            seconds("--duration", self.duration)?,
-        ))
-    }
-}
-
-/// `value` seconds as a duration; an error naming `flag` if it is negative
-/// or not a number.
-pub(crate) fn seconds(flag: &str, value: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(value)
-        .map_err(|_| format!("{flag} {value}: not a number of seconds"))
-}
-
-/// A latency histogram in µs: 1 µs to 60 s, three significant digits.
-pub(crate) fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
-}
-
-/// The latency figures every bench report gives, in µs.
-pub(crate) struct Percentiles {
-    p50: u64,
-    p90: u64,
-    p99: u64,
-    p99_9: u64,
-    max: u64,
-    mean: f64,
-}
-
-impl Percentiles {
-    /// The figures of `h`.
-    pub(crate) fn of(h: &Histogram<u64>) -> Percentiles {
-        let q = |p: f64| h.value_at_quantile(p);
-        Percentiles {
-            p50: q(0.5),
-            p90: q(0.9),
-            p99: q(0.99),
-            p99_9: q(0.999),
-            max: h.max(),
-            mean: (h.mean() * 10.0).round() / 10.0,
-        }
-    }
-
-    /// The `latency_us` object of the JSON reports.
-    pub(crate) fn json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "p50": self.p50,
-            "p90": self.p90,
-            "p99": self.p99,
-            "p99_9": self.p99_9,
-            "max": self.max,
-            "mean": self.mean,
-        })
-    }
-}
-
-/// The latency line of the text reports.
-impl std::fmt::Display for Percentiles {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "p50 {}  p90 {}  p99 {}  p99.9 {}  max {}",
-            self.p50, self.p90, self.p99, self.p99_9, self.max
-        )
-    }
-}
-
-/// The progress bar of a run of `seconds` (hidden with `hidden`), in
-/// tenths of a second; callers set its position and message.
-pub(crate) fn progress_bar(hidden: bool, seconds: f64) -> Result<ProgressBar, String> {
-    if hidden {
-        return Ok(ProgressBar::hidden());
-    }
-    let bar = ProgressBar::new((seconds * 10.0).ceil() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{bar:30}] {elapsed_precise} {msg}")
-            .map_err(|e| e.to_string())?
-            .progress_chars("=> "),
-    );
-    Ok(bar)
-}
-
-/// Opens a connection with each builder, 64 handshakes at a time; the
-/// results are in the builders' order.
-pub(crate) async fn open_all(builders: Vec<ClientBuilder>) -> Vec<Result<ClientSocket, String>> {
-    let limit = Arc::new(Semaphore::new(64));
-    let opening: Vec<_> = builders
-        .into_iter()
-        .map(|builder| {
-            let limit = limit.clone();
-            tokio::spawn(async move {
-                let _permit = limit.acquire().await;
-                builder.connect().await
-            })
-        })
-        .collect();
-    let mut sockets = Vec::with_capacity(opening.len());
-    for task in opening {
-        sockets.push(match task.await {
-            Ok(Ok(ws)) => Ok(ws),
-            Ok(Err(e)) => Err(format!("connect: {e}")),
-            Err(e) => Err(format!("connect task: {e}")),
-        });
-    }
-    sockets
-}
+pub(crate) use args::{BenchArgs, FANOUT_HELP};
+use common::{latency_histogram, open_all, progress_bar, Percentiles};
 
 /// Error counters, by kind.
 #[derive(Default)]
@@ -251,7 +77,7 @@ fn payload(size: usize, text: bool) -> Message {
 
 pub async fn run(args: BenchArgs) -> Result<(), String> {
     if args.fanout {
-        return crate::fanout::run(&args).await;
+        return fanout::run(&args).await;
     }
     if args.urls.len() != 1 {
         return Err("the echo bench takes one URL (several are for --fanout)".into());
