@@ -12,17 +12,19 @@
 //! what arrives meanwhile (local and remote) is held back, and when the
 //! stored history comes it is merged with what was held back:
 //!
-//! - a remote message that is both in the stored history and held back
-//!   (it was stored before the history was read and published after this
-//!   node subscribed) is known by its sender's instance id and sequence
-//!   number, and kept once;
+//! - a remote message held back whose sender's sequence number is not
+//!   beyond that sender's newest stored one is already in the history (it
+//!   was stored before the history was read and published after this node
+//!   subscribed), or older than the history's window (more than N came
+//!   between the subscription and the read): either way it is dropped, so
+//!   each sender's messages come once and in order;
 //! - a message of this node in the stored history that was sent after the
 //!   loading began is one of the held-back ones, and kept once, from there.
 //!
 //! Then the members get the merged list in order, and the room delivers
 //! live from then on.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use duplex_proto::Message;
 
@@ -104,12 +106,14 @@ impl RoomHistory {
     /// room was not loading.
     pub(crate) fn loaded(&mut self, stored: Vec<Envelope>, own: u64) -> Option<Vec<Held>> {
         let (since, held) = self.loading.take()?;
-        let stored_ids: HashSet<(u64, u64)> = stored
-            .iter()
-            .filter(|e| e.seq != 0)
-            .map(|e| (e.instance, e.seq))
-            .collect();
         let skip = stored.len().saturating_sub(self.capacity);
+        // The newest stored message of each sender: what it sent up to
+        // there is in the history or older than it.
+        let mut newest: HashMap<u64, u64> = HashMap::new();
+        for e in stored.iter().skip(skip).filter(|e| e.seq != 0) {
+            let seq = newest.entry(e.instance).or_default();
+            *seq = (*seq).max(e.seq);
+        }
         let mut merged: Vec<Held> = stored
             .into_iter()
             .skip(skip)
@@ -123,7 +127,9 @@ impl RoomHistory {
             })
             .collect();
         merged.extend(held.into_iter().filter(|h| match h.origin {
-            Origin::Remote { instance, seq } => seq == 0 || !stored_ids.contains(&(instance, seq)),
+            Origin::Remote { instance, seq } => {
+                seq == 0 || newest.get(&instance).is_none_or(|&newest| seq > newest)
+            }
             Origin::Local { .. } => true,
         }));
         for h in &merged {
@@ -211,6 +217,26 @@ mod tests {
             .is_some());
         assert_eq!(h.replay().unwrap().count(), 6);
         assert!(h.loaded(Vec::new(), OWN).is_none());
+    }
+
+    #[test]
+    fn held_messages_older_than_the_window_are_dropped() {
+        // 30 of node 2's messages arrived while loading, but the history
+        // read afterwards holds only its last 3 (28..=30) and one more.
+        let mut h = RoomHistory::new(3, Some(0));
+        for seq in 1..=31 {
+            let text = seq.to_string();
+            assert!(h
+                .record(&Message::text(text), Origin::Remote { instance: 2, seq })
+                .is_none());
+        }
+        let stored = (28..=30)
+            .map(|i| envelope(2, i, 0, &i.to_string()))
+            .collect();
+        assert_eq!(
+            texts(&h.loaded(stored, 1).unwrap()),
+            ["28", "29", "30", "31"]
+        );
     }
 
     #[test]
