@@ -5,20 +5,18 @@
 //! its members gone from the other within the presence TTL, and with
 //! Redis gone a node answers with its own members, marked partial.
 //!
-//! `redis-server` comes from DUPLEX_REDIS_SERVER or PATH; when it is
-//! missing the Redis test is skipped with a note, or fails with CI=true
-//! or DUPLEX_REQUIRE_PEERS=1.
+//! `redis-server` comes from DUPLEX_REDIS_SERVER or PATH (see
+//! `common/redis.rs`: a missing one fails the test in CI).
 
 mod common;
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::node::http_request;
+use common::redis::RedisServer;
 use common::Process;
 use duplex::ClientSocket;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// The bound of one waiting step.
 const STEP: Duration = Duration::from_secs(15);
@@ -34,17 +32,14 @@ struct Answer {
     partial: bool,
 }
 
-/// `GET path` over a raw socket: status and body.
+/// `GET path`: status and body.
 async fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut tcp = TcpStream::connect(addr).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    tcp.write_all(request.as_bytes()).await.expect("write");
-    let mut response = Vec::new();
-    tcp.read_to_end(&mut response).await.expect("read");
-    let response = String::from_utf8(response).expect("utf-8");
-    let status = response[9..12].parse().expect("status");
-    let body = response.split_once("\r\n\r\n").expect("head").1.to_string();
-    (status, body)
+    let addr = addr.to_string();
+    let path = path.to_string();
+    tokio::task::spawn_blocking(move || http_request(&addr, "GET", &path, &[], b""))
+        .await
+        .expect("the request task")
+        .unwrap_or_else(|e| panic!("GET: {e}"))
 }
 
 /// The value after `"key":` in a flat JSON object (enough for ours: the
@@ -157,70 +152,9 @@ async fn presence_of_one_node_lists_named_members_and_counts_anonymous_ones() {
     wait_presence(&addr, "lobby", &answer(2, &["bob"], 1, false), STEP).await;
 }
 
-/// A `redis-server` on a free port of 127.0.0.1, without persistence,
-/// killed when dropped.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Redis {
-    /// `None` (after a note) when there is no redis-server and none is
-    /// required.
-    async fn start() -> Option<Redis> {
-        let binary = std::env::var("DUPLEX_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let required = std::env::var("CI").is_ok_and(|v| v == "true")
-            || std::env::var("DUPLEX_REQUIRE_PEERS").is_ok_and(|v| v == "1");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
-        let spawned = Command::new(&binary)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let child = match spawned {
-            Ok(child) => child,
-            Err(e) if !required => {
-                eprintln!("skipped: no redis-server ({binary}: {e}); set DUPLEX_REDIS_SERVER");
-                return None;
-            }
-            Err(e) => panic!("redis-server is required here (CI): {binary}: {e}"),
-        };
-        let redis = Redis { child, port };
-        let start = Instant::now();
-        loop {
-            if let Ok(mut tcp) = TcpStream::connect(("127.0.0.1", port)).await {
-                let mut pong = [0u8; 7];
-                if tcp.write_all(b"PING\r\n").await.is_ok()
-                    && tcp.read_exact(&mut pong).await.is_ok()
-                    && &pong == b"+PONG\r\n"
-                {
-                    return Some(redis);
-                }
-            }
-            assert!(start.elapsed() < STEP, "redis-server did not answer PING");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presence_spans_nodes_and_forgets_a_killed_node_within_the_ttl() {
-    let Some(redis) = Redis::start().await else {
+    let Some(redis) = tokio::task::block_in_place(RedisServer::start) else {
         return;
     };
     let url = redis.url();

@@ -199,23 +199,49 @@ impl Node {
 
 /// The body of `GET path` from the HTTP server at `addr`, requiring 200.
 pub fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
+    let (status, body) = http_request(addr, "GET", path, &[], b"")?;
+    if status != 200 {
+        return Err(std::io::Error::other(format!(
+            "not 200 but {status}: {body:?}"
+        )));
+    }
+    Ok(body)
+}
+
+/// One request (`Connection: close`) with `headers` (`name: value`, no
+/// line ends) and `body` (a `Content-Length` is added when it is not
+/// empty): the status and the body of the answer.
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(STEP))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for header in headers {
+        head.push_str(header);
+        head.push_str("\r\n");
+    }
+    if !body.is_empty() {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw)?;
     let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("no header end: {text:?}"),
-        )
-    })?;
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(std::io::Error::other(format!("not 200: {head:?}")));
-    }
-    Ok(body.to_string())
+    let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| invalid(format!("no header end: {text:?}")))?;
+    let status = head
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| invalid(format!("no status line: {head:?}")))?;
+    Ok((status, body.to_string()))
 }
