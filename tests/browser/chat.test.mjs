@@ -10,48 +10,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { artifactsDir, launchBrowser, startServer, waitStatus } from './helpers.mjs';
+import { linesFrom, memberNames, say, waitLines, waitMembers } from './chat_page.mjs';
 
 const RECONNECT_BOUND_MS = 15000;
-
-async function say(page, text) {
-  await page.fill('#input', text);
-  await page.press('#input', 'Enter');
-}
-
-/** Texts of the chat lines in `page` from sender `from`, in display order. */
-function linesFrom(page, from) {
-  return page.$$eval('#messages .msg', (els, who) => els.filter((e) => e.dataset.from === who).map((e) => e.dataset.text), from);
-}
-
-async function waitLines(page, from, count, timeout = 10000) {
-  try {
-    await page.waitForFunction(
-      ([who, n]) => [...document.querySelectorAll('#messages .msg')].filter((e) => e.dataset.from === who).length >= n,
-      [from, count],
-      { timeout, polling: 50 },
-    );
-  } catch {
-    const got = await linesFrom(page, from);
-    throw new Error(`${page.url()}: expected ${count} lines from ${from}, got ${JSON.stringify(got)}`);
-  }
-}
-
-function memberNames(page) {
-  return page.$$eval('#members li', (els) => els.map((e) => e.dataset.name).sort());
-}
-
-async function waitMembers(page, names, timeout = 10000) {
-  const want = [...names].sort();
-  try {
-    await page.waitForFunction(
-      (w) => JSON.stringify([...document.querySelectorAll('#members li')].map((e) => e.dataset.name).sort()) === JSON.stringify(w),
-      want,
-      { timeout, polling: 50 },
-    );
-  } catch {
-    throw new Error(`${page.url()}: members ${JSON.stringify(await memberNames(page))}, want ${JSON.stringify(want)}`);
-  }
-}
 
 test('chat page: rooms, ordering, members, hostile input, reconnect after restart', { timeout: 100000 }, async (t) => {
   let server = await startServer();
