@@ -44,15 +44,9 @@ fn room_on(cluster: &RedisCluster, shard: usize) -> String {
 async fn setup() -> Option<Setup> {
     let cluster = blocking(|| RedisCluster::start(SHARDS))?;
     let args = cluster_args(&cluster.urls());
-    let nodes: Vec<Node> = blocking(|| {
-        let nodes: Vec<Node> = (0..NODES)
-            .map(|i| Node::start_args(&args, &format!("n{i}"), &[]))
-            .collect();
-        for node in &nodes {
-            node.wait_status("up", STEP);
-        }
-        nodes
-    });
+    let names: Vec<String> = (0..NODES).map(|i| format!("n{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let nodes = blocking(|| Node::start_up(&args, &names, &[]));
     let mut groups = Vec::new();
     for shard in 0..SHARDS {
         let room = blocking(|| room_on(&cluster, shard));

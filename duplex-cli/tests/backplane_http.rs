@@ -69,15 +69,10 @@ async fn a_message_posted_to_one_node_reaches_the_members_on_every_node() {
     };
     let url = redis.url();
     let token = ["--publish-token", TOKEN];
-    let (a, b) = blocking(|| {
-        let nodes = (
-            Node::start(&url, "post-a", &token),
-            Node::start(&url, "post-b", &token),
-        );
-        nodes.0.wait_status("up", STEP);
-        nodes.1.wait_status("up", STEP);
-        nodes
-    });
+    let redis_args = ["--redis".to_string(), url];
+    let [a, b]: [Node; 2] = blocking(|| Node::start_up(&redis_args, &["post-a", "post-b"], &token))
+        .try_into()
+        .unwrap_or_else(|_| unreachable!());
     let mut on_a = member(&a, "news", "ann").await;
     let mut on_b = member(&b, "news", "bea").await;
     let mut elsewhere = member(&b, "sport", "cal").await;
@@ -205,15 +200,9 @@ async fn presence_on_a_redis_cluster_spans_nodes_and_shards() {
     let args = cluster_args(&cluster.urls());
     let ttl = TTL_SECS.to_string();
     let extra = ["--presence-ttl", ttl.as_str()];
-    let (a, mut b) = blocking(|| {
-        let nodes = (
-            Node::start_args(&args, "pres-a", &extra),
-            Node::start_args(&args, "pres-b", &extra),
-        );
-        nodes.0.wait_status("up", STEP);
-        nodes.1.wait_status("up", STEP);
-        nodes
-    });
+    let [a, mut b]: [Node; 2] = blocking(|| Node::start_up(&args, &["pres-a", "pres-b"], &extra))
+        .try_into()
+        .unwrap_or_else(|_| unreachable!());
     // Two rooms whose keys live on different masters.
     let shard_of = |room: &str| cluster.owner_of_key(&room_channel(PREFIX, room));
     let first = "lobby".to_string();

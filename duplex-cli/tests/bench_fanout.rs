@@ -172,29 +172,22 @@ fn an_echo_endpoint_fails_the_join_and_counts_own_echoes() {
     failure_line(&output, "echo endpoint");
 
     // Without probes the publishes themselves come back to their senders.
-    let output = bench(&[
-        &echo,
-        "--members",
-        "3",
-        "--publishers",
-        "3",
-        "--rate",
-        "60",
-        "-d",
-        "0.5",
-        "--warmup",
-        "0",
-        "--settle",
-        "0.2",
-        "--drain",
-        "0.3",
-    ]);
+    let output = short_bench(&[&echo, "--members", "3", "--publishers", "3", "--rate", "60"]);
     failure_line(&output, "own echoes");
     let report = report(&output);
     assert_eq!(report["status"], "FAILED");
     assert_eq!(count(&report, "deliveries"), 0);
     assert_eq!(count(&report, "own_echoes"), count(&report, "publishes"));
     assert!(count(&report, "own_echoes") > 0);
+}
+
+/// [`bench`] with `args` and a half-second run without warm-up and with
+/// short settle and drain times: enough for the checks of a failing run.
+fn short_bench(args: &[&str]) -> std::process::Output {
+    let timing = [
+        "-d", "0.5", "--warmup", "0", "--settle", "0.2", "--drain", "0.3",
+    ];
+    bench(&[args, &timing[..]].concat())
 }
 
 /// Reads everything and relays nothing.
@@ -205,21 +198,8 @@ async fn sink(mut ws: ServerSocket, _request: UpgradeRequest) {
 #[test]
 fn a_relay_that_delivers_nothing_fails() {
     let server = common::lib_server(Server::new().route("/sink/{room}", sink), STEP);
-    let output = bench(&[
-        &format!("ws://{}/sink/", server.addr),
-        "--members",
-        "3",
-        "--rate",
-        "50",
-        "-d",
-        "0.5",
-        "--warmup",
-        "0",
-        "--settle",
-        "0.2",
-        "--drain",
-        "0.3",
-    ]);
+    let sink_url = format!("ws://{}/sink/", server.addr);
+    let output = short_bench(&[&sink_url, "--members", "3", "--rate", "50"]);
     failure_line(&output, "nothing was delivered");
     let report = report(&output);
     assert!(count(&report, "publishes") > 0);

@@ -117,12 +117,7 @@ async fn a_body_split_across_writes_with_delays_arrives_whole() {
         gap,
     )
     .await;
-    assert!(
-        data.starts_with(b"HTTP/1.1 200 "),
-        "{}",
-        String::from_utf8_lossy(&data)
-    );
-    assert!(data.ends_with(b"\r\n\r\nhello world"));
+    assert_ok_with_body(&data, b"hello world");
 
     // Chunked, cut inside a size line, inside data and inside a CR LF.
     let head = post("/in/a", "Transfer-Encoding: chunked\r\n");
@@ -139,13 +134,15 @@ async fn a_body_split_across_writes_with_delays_arrives_whole() {
         gap,
     )
     .await;
-    assert!(
-        data.starts_with(b"HTTP/1.1 200 "),
-        "{}",
-        String::from_utf8_lossy(&data)
-    );
-    assert!(data.ends_with(b"\r\n\r\nhello world"));
+    assert_ok_with_body(&data, b"hello world");
     server.stop().await;
+}
+
+/// Asserts that a raw response is a 200 whose body is `body`.
+fn assert_ok_with_body(data: &[u8], body: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    assert!(data.starts_with(b"HTTP/1.1 200 "), "{text}");
+    assert!(data.ends_with(&[b"\r\n\r\n", body].concat()), "{text}");
 }
 
 #[tokio::test]

@@ -126,6 +126,19 @@ impl Node {
         }
     }
 
+    /// Starts one node per name (as [`Node::start_args`]) and waits until
+    /// each says its backplane is up.
+    pub fn start_up(redis: &[String], names: &[&str], extra: &[&str]) -> Vec<Node> {
+        let nodes: Vec<Node> = names
+            .iter()
+            .map(|name| Node::start_args(redis, name, extra))
+            .collect();
+        for node in &nodes {
+            node.wait_status("up", STEP);
+        }
+        nodes
+    }
+
     /// `HOST:PORT`
     pub fn addr(&self) -> &str {
         &self.addr
