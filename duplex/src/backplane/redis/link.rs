@@ -344,4 +344,24 @@ impl Link {
         }
         .map(|_| ())
     }
+
+    /// [`Link::ping`] answered within `limit`: the liveness probe of the
+    /// publisher, the subscriber and the presence task.
+    pub(super) async fn probe(&mut self, limit: Duration) -> Result<(), String> {
+        answered(limit, "probe", self.ping()).await
+    }
+}
+
+/// Runs one command on the connection, at most `limit`: its reply, or
+/// "`what` failed: ..." / "`what` not answered in time".
+pub(super) async fn answered<T, E: std::fmt::Display>(
+    limit: Duration,
+    what: &str,
+    command: impl std::future::Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(limit, command).await {
+        Ok(Ok(reply)) => Ok(reply),
+        Ok(Err(error)) => Err(format!("{what} failed: {error}")),
+        Err(_) => Err(format!("{what} not answered in time")),
+    }
 }

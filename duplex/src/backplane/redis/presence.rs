@@ -179,10 +179,9 @@ async fn serve(
                 if rooms.is_empty() {
                     // Nothing to renew: probe, so that a dead connection is
                     // replaced before a read needs it.
-                    match timeout(shared.options.timeout, link.ping()).await {
-                        Ok(Ok(())) => continue,
-                        Ok(Err(error)) => return Some(error.to_string()),
-                        Err(_) => return Some("probe not answered in time".into()),
+                    match link.probe(shared.options.timeout).await {
+                        Ok(()) => continue,
+                        Err(error) => return Some(error),
                     }
                 }
                 rooms.into_iter().collect()

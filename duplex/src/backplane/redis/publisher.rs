@@ -80,10 +80,9 @@ pub(super) async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Outgoing>
             let received = tokio::select! {
                 n = queue.recv_many(&mut batch, BATCH) => n,
                 _ = probe.tick(), if !cluster => {
-                    match tokio::time::timeout(options.timeout, link.ping()).await {
-                        Ok(Ok(())) => continue,
-                        Ok(Err(error)) => fail(&shared, &mut episode, &error),
-                        Err(_) => fail(&shared, &mut episode, &"probe not answered in time"),
+                    match link.probe(options.timeout).await {
+                        Ok(()) => continue,
+                        Err(error) => fail(&shared, &mut episode, &error),
                     }
                     break;
                 }

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use redis::{PushInfo, PushKind, Value};
 use tokio::sync::{mpsc, Notify};
 
-use super::link::{Link, PushSink};
+use super::link::{answered, Link, PushSink};
 use super::{Backoff, Episode, Shared};
 use crate::backplane::envelope::{now_us, Envelope};
 use crate::backplane::sequence::Verdict;
@@ -230,10 +230,8 @@ async fn serve(
                 }
             }
             _ = probe.tick(), if !shared.endpoint.is_cluster() => {
-                match tokio::time::timeout(options.timeout, link.ping()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(error)) => return Outcome::Failed(format!("probe failed: {error}")),
-                    Err(_) => return Outcome::Failed("probe not answered in time".into()),
+                if let Err(error) = link.probe(options.timeout).await {
+                    return Outcome::Failed(error);
                 }
             }
             _ = disconnected.notified() => return Outcome::Failed("connection lost".into()),
@@ -247,11 +245,13 @@ async fn sync(shared: &Shared, link: &mut Link, rooms: &mut Rooms) -> Result<(),
     for chunk in missing.chunks(CHUNK) {
         let channels: Vec<String> = chunk.iter().map(|r| shared.names.channel(r)).collect();
         let channels: Vec<&str> = channels.iter().map(String::as_str).collect();
-        match tokio::time::timeout(shared.options.timeout, link.subscribe(&channels)).await {
-            Ok(Ok(())) => rooms.subscribed.extend(chunk.iter().cloned()),
-            Ok(Err(error)) => return Err(format!("subscribe failed: {error}")),
-            Err(_) => return Err("subscribe not answered in time".into()),
-        }
+        answered(
+            shared.options.timeout,
+            "subscribe",
+            link.subscribe(&channels),
+        )
+        .await?;
+        rooms.subscribed.extend(chunk.iter().cloned());
     }
     shared.stats.set_subscriptions(rooms.subscribed.len());
     Ok(())
@@ -269,22 +269,15 @@ async fn load_histories(shared: &Shared, link: &mut Link, rooms: &mut Rooms) {
             .arg("-")
             .arg("COUNT")
             .arg(count);
-        let stored = match tokio::time::timeout(
-            shared.options.timeout,
-            link.query::<redis::streams::StreamRangeReply>(&read),
-        )
-        .await
-        {
-            Ok(Ok(reply)) => stored_envelopes(reply),
-            Ok(Err(error)) => {
-                tracing::warn!(room, "redis backplane: reading the room's history failed ({error}); the member gets none");
-                Vec::new()
-            }
-            Err(_) => {
-                tracing::warn!(room, "redis backplane: the room's history was not read in time; the member gets none");
-                Vec::new()
-            }
-        };
+        let reply = link.query::<redis::streams::StreamRangeReply>(&read);
+        let stored =
+            match answered(shared.options.timeout, "reading the room's history", reply).await {
+                Ok(reply) => stored_envelopes(reply),
+                Err(error) => {
+                    tracing::warn!(room, "redis backplane: {error}; the member gets none");
+                    Vec::new()
+                }
+            };
         if let Some(local) = shared.local.get() {
             local.history_loaded(&room, stored, shared.instance);
         }
@@ -324,11 +317,12 @@ async fn drop_rooms(
 ) -> Result<(), String> {
     let channels: Vec<String> = expired.iter().map(|r| shared.names.channel(r)).collect();
     let channels: Vec<&str> = channels.iter().map(String::as_str).collect();
-    match tokio::time::timeout(shared.options.timeout, link.unsubscribe(&channels)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => return Err(format!("unsubscribe failed: {error}")),
-        Err(_) => return Err("unsubscribe not answered in time".into()),
-    }
+    answered(
+        shared.options.timeout,
+        "unsubscribe",
+        link.unsubscribe(&channels),
+    )
+    .await?;
     let mut received = shared.received.lock().unwrap_or_else(|p| p.into_inner());
     for room in expired {
         rooms.subscribed.remove(room);
