@@ -13,9 +13,6 @@ use duplex::backplane::{Backplane, RedisBackplane, RedisOptions};
 use duplex::proto::deflate::{DeflateConfig, DeflateMemory};
 use duplex::{Config, HttpResponse, Relay, Rooms, Server, ServerSocket, Timeouts};
 
-/// The chat page, embedded at build time.
-const CHAT_PAGE: &str = include_str!("page/chat.html");
-
 /// Options of `duplex serve`.
 #[derive(Args)]
 pub struct ServeArgs {
@@ -194,7 +191,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         .route("/echo", |ws, _request| echo(ws))
         .handler("/chat/{room}", Relay::for_request)
         .http("/healthz", |_| HttpResponse::text(200, "ok"))
-        .http("/", |_| HttpResponse::html(CHAT_PAGE))
+        .http("/", |_| HttpResponse::html(crate::page::chat()))
         .http_async("/presence/{room}", move |request| {
             presence_json(presence.clone(), request.param("room").unwrap_or_default())
         });
