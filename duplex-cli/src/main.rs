@@ -6,6 +6,7 @@
 mod bench;
 mod connect;
 mod memory_release;
+mod proxy_args;
 mod publish;
 mod serve;
 
