@@ -38,8 +38,10 @@ pub enum ProxyError {
         source: std::io::Error,
     },
     /// The HTTP proxy answered `CONNECT` with a status other than 2xx:
-    /// `407` when credentials are missing or wrong, `403` when the target
-    /// is not allowed, `502`/`504` when the proxy cannot reach it.
+    /// `407` when credentials are missing or wrong (some proxies, such as
+    /// older tinyproxy releases, say `401`: it gets the same hint), `403`
+    /// when the target is not allowed, `502`/`504` when the proxy cannot
+    /// reach it.
     Refused {
         /// The proxy.
         proxy: String,
@@ -129,11 +131,11 @@ impl std::fmt::Display for ProxyError {
                     write!(f, " {reason}")?;
                 }
                 match (status, credentials_sent) {
-                    (407, false) => f.write_str(
+                    (401 | 407, false) => f.write_str(
                         " (the proxy wants credentials: give them in the proxy URL, \
                          http://USER:PASSWORD@HOST:PORT)",
                     ),
-                    (407, true) => {
+                    (401 | 407, true) => {
                         f.write_str(" (the credentials in the proxy URL were not accepted)")
                     }
                     _ => Ok(()),
