@@ -89,8 +89,14 @@ async fn wss_through_http_connect_checks_the_targets_certificate() {
         .unwrap()
         .proxy(proxy.url());
     let e = connect_error(other).await;
-    assert!(matches!(e, Error::Tls(_)), "expected a TLS error, got {e:?}");
-    assert!(e.to_string().contains("certificate") || e.to_string().contains("name"), "{e}");
+    assert!(
+        matches!(e, Error::Tls(_)),
+        "expected a TLS error, got {e:?}"
+    );
+    assert!(
+        e.to_string().contains("certificate") || e.to_string().contains("name"),
+        "{e}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -105,13 +111,22 @@ async fn a_407_says_whether_credentials_were_missing_or_wrong() {
     assert_eq!(proxy_error.status(), Some(407));
     assert_eq!(proxy_error.proxy(), proxy.url());
     let text = e.to_string();
-    assert!(text.contains(&proxy.url()) && text.contains("HTTP 407"), "{text}");
+    assert!(
+        text.contains(&proxy.url()) && text.contains("HTTP 407"),
+        "{text}"
+    );
     assert!(text.contains("wants credentials"), "{text}");
 
     let e = connect_error(ClientBuilder::new(&url).proxy(proxy.url_with("alice", "wrong"))).await;
     let text = e.to_string();
-    assert!(matches!(&e, Error::Proxy(p) if p.status() == Some(407)), "{e:?}");
-    assert!(text.contains("not accepted") && !text.contains("wrong"), "{text}");
+    assert!(
+        matches!(&e, Error::Proxy(p) if p.status() == Some(407)),
+        "{e:?}"
+    );
+    assert!(
+        text.contains("not accepted") && !text.contains("wrong"),
+        "{text}"
+    );
     assert_eq!(proxy.requests().len(), 2);
 }
 
@@ -141,7 +156,10 @@ async fn unusable_and_unreachable_proxies_are_named() {
         ClientBuilder::new("ws://127.0.0.1:9/echo").proxy(format!("http://127.0.0.1:{free}")),
     )
     .await;
-    assert!(matches!(&e, Error::Proxy(ProxyError::Unreachable { .. })), "{e:?}");
+    assert!(
+        matches!(&e, Error::Proxy(ProxyError::Unreachable { .. })),
+        "{e:?}"
+    );
     assert!(e.to_string().contains(&format!("127.0.0.1:{free}")), "{e}");
     let e = connect_error(
         ClientBuilder::new("ws://127.0.0.1:9/echo").proxy("https://u:secret@127.0.0.1:1"),
@@ -162,8 +180,10 @@ async fn socks5h_sends_the_name_and_socks5_an_address() {
     )
     .await;
     // socks5: `localhost` resolved here; the proxy sees an address.
-    round_trip(ClientBuilder::new(format!("ws://localhost:{port}/echo")).proxy(socks.url("socks5")))
-        .await;
+    round_trip(
+        ClientBuilder::new(format!("ws://localhost:{port}/echo")).proxy(socks.url("socks5")),
+    )
+    .await;
     let requests = socks.requests();
     assert_eq!(requests.len(), 2, "{requests:?}");
     assert_eq!(requests[0].target, SocksTarget::Domain(TARGET_NAME.into()));
@@ -189,6 +209,9 @@ async fn wss_through_socks5h_and_socks_credentials() {
     // Wrong credentials: a SOCKS error naming the proxy.
     let wrong = socks.url("socks5h").replace("://", "://bob:nope@");
     let e = connect_error(wss(&certs, port).proxy(wrong)).await;
-    assert!(matches!(&e, Error::Proxy(ProxyError::Socks { .. })), "{e:?}");
+    assert!(
+        matches!(&e, Error::Proxy(ProxyError::Socks { .. })),
+        "{e:?}"
+    );
     assert!(e.to_string().contains(&socks.url("socks5h")), "{e}");
 }

@@ -22,7 +22,9 @@ async fn round_trip(builder: ClientBuilder, what: &str) {
         .unwrap_or_else(|_| panic!("{what}: connect timed out"))
         .unwrap_or_else(|e| panic!("{what}: {e}"));
     ws.send("through a real proxy").await.unwrap();
-    ws.send(Message::binary(vec![0u8, 1, 2, 255])).await.unwrap();
+    ws.send(Message::binary(vec![0u8, 1, 2, 255]))
+        .await
+        .unwrap();
     for expected in [
         Message::text("through a real proxy"),
         Message::binary(vec![0u8, 1, 2, 255]),
@@ -56,7 +58,8 @@ async fn tinyproxy_ws_and_wss() {
         return;
     };
     round_trip(
-        ClientBuilder::new(format!("ws://127.0.0.1:{}/echo", plain.addr.port())).proxy(proxy_plain.url()),
+        ClientBuilder::new(format!("ws://127.0.0.1:{}/echo", plain.addr.port()))
+            .proxy(proxy_plain.url()),
         "ws via tinyproxy",
     )
     .await;
@@ -71,9 +74,12 @@ async fn tinyproxy_ws_and_wss() {
         .proxy(proxy_plain.url())
         .connect()
         .await
-        .err()
-        .expect("tinyproxy refuses a port not in ConnectPort");
-    assert!(matches!(&e, Error::Proxy(p) if p.status() == Some(403)), "{e:?}\n{}", proxy_plain.log());
+        .expect_err("tinyproxy refuses a port not in ConnectPort");
+    assert!(
+        matches!(&e, Error::Proxy(p) if p.status() == Some(403)),
+        "{e:?}\n{}",
+        proxy_plain.log()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,15 +97,18 @@ async fn tinyproxy_with_basic_credentials() {
             .proxy(proxy_url)
             .connect()
             .await
-            .err()
-            .expect("tinyproxy wants credentials");
+            .expect_err("tinyproxy wants credentials");
         let Error::Proxy(ref p) = e else {
             panic!("expected Error::Proxy, got {e:?}")
         };
         // Older tinyproxy releases (Debian 12's 1.11.1) say 401, fixed ones 407.
         assert!(matches!(p.status(), Some(401 | 407)), "{e}");
         assert_eq!(p.proxy(), proxy.url());
-        let hint = if sent { "not accepted" } else { "wants credentials" };
+        let hint = if sent {
+            "not accepted"
+        } else {
+            "wants credentials"
+        };
         assert!(e.to_string().contains(hint), "{e}");
     }
     round_trip(
@@ -119,7 +128,8 @@ async fn microsocks_ws_and_wss() {
     };
     for scheme in ["socks5", "socks5h"] {
         round_trip(
-            ClientBuilder::new(format!("ws://localhost:{}/echo", plain.addr.port())).proxy(socks.url(scheme)),
+            ClientBuilder::new(format!("ws://localhost:{}/echo", plain.addr.port()))
+                .proxy(socks.url(scheme)),
             &format!("ws via microsocks ({scheme})"),
         )
         .await;

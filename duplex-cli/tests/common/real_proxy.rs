@@ -71,7 +71,9 @@ fn start(mut command: Command, name: &'static str, port: u16) -> Result<Running,
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    Err(format!("{name} did not listen on port {port} within {START_LIMIT:?}"))
+    Err(format!(
+        "{name} did not listen on port {port} within {START_LIMIT:?}"
+    ))
 }
 
 /// A running `tinyproxy`.

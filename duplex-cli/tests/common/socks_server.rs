@@ -88,7 +88,8 @@ fn handle(
         Some((want_user, want_password)) if methods.contains(&2) => {
             stream.write_all(&[5, 2])?;
             let head = read_bytes(&mut stream, 2)?;
-            let name = String::from_utf8_lossy(&read_bytes(&mut stream, head[1] as usize)?).into_owned();
+            let name =
+                String::from_utf8_lossy(&read_bytes(&mut stream, head[1] as usize)?).into_owned();
             let len = read_bytes(&mut stream, 1)?[0] as usize;
             let password = String::from_utf8_lossy(&read_bytes(&mut stream, len)?).into_owned();
             if &name != want_user || &password != want_password {
@@ -108,7 +109,9 @@ fn handle(
         }
         3 => {
             let len = read_bytes(&mut stream, 1)?[0] as usize;
-            SocksTarget::Domain(String::from_utf8_lossy(&read_bytes(&mut stream, len)?).into_owned())
+            SocksTarget::Domain(
+                String::from_utf8_lossy(&read_bytes(&mut stream, len)?).into_owned(),
+            )
         }
         4 => {
             let b: [u8; 16] = read_bytes(&mut stream, 16)?.try_into().unwrap();
@@ -118,7 +121,9 @@ fn handle(
     };
     let p = read_bytes(&mut stream, 2)?;
     let port = u16::from_be_bytes([p[0], p[1]]);
-    log.lock().unwrap().push(SocksRequest { target, port, user });
+    log.lock()
+        .unwrap()
+        .push(SocksRequest { target, port, user });
     if request[1] != 1 {
         // Command not supported.
         return stream.write_all(&[5, 7, 0, 1, 0, 0, 0, 0, 0, 0]);

@@ -68,9 +68,23 @@ pub fn from_environment(
         }
     }
     let names: &[&'static str] = if tls {
-        &["wss_proxy", "WSS_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"]
+        &[
+            "wss_proxy",
+            "WSS_PROXY",
+            "https_proxy",
+            "HTTPS_PROXY",
+            "all_proxy",
+            "ALL_PROXY",
+        ]
     } else {
-        &["ws_proxy", "WS_PROXY", "http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"]
+        &[
+            "ws_proxy",
+            "WS_PROXY",
+            "http_proxy",
+            "HTTP_PROXY",
+            "all_proxy",
+            "ALL_PROXY",
+        ]
     };
     first(names).map(|(variable, url)| EnvProxy {
         variable,
@@ -159,9 +173,12 @@ fn ip_matches(pattern: &str, ip: IpAddr) -> bool {
         return false;
     };
     match (net, ip) {
-        (IpAddr::V4(net), IpAddr::V4(ip)) => {
-            prefix_equal(u32::from(net).into(), u32::from(ip).into(), bits.unwrap_or(32), 32)
-        }
+        (IpAddr::V4(net), IpAddr::V4(ip)) => prefix_equal(
+            u32::from(net).into(),
+            u32::from(ip).into(),
+            bits.unwrap_or(32),
+            32,
+        ),
         (IpAddr::V6(net), IpAddr::V6(ip)) => {
             prefix_equal(net.into(), ip.into(), bits.unwrap_or(128), 128)
         }
@@ -205,37 +222,99 @@ mod tests {
         ];
         assert_eq!(pick(true, "example.org", 443, &all).unwrap(), "wss_proxy=A");
         assert_eq!(pick(false, "example.org", 80, &all).unwrap(), "ws_proxy=C");
-        assert_eq!(pick(true, "example.org", 443, &all[1..]).unwrap(), "https_proxy=B");
-        assert_eq!(pick(false, "example.org", 80, &all[3..]).unwrap(), "http_proxy=D");
-        assert_eq!(pick(true, "example.org", 443, &all[4..]).unwrap(), "all_proxy=E");
-        assert_eq!(pick(false, "example.org", 80, &all[4..]).unwrap(), "all_proxy=E");
+        assert_eq!(
+            pick(true, "example.org", 443, &all[1..]).unwrap(),
+            "https_proxy=B"
+        );
+        assert_eq!(
+            pick(false, "example.org", 80, &all[3..]).unwrap(),
+            "http_proxy=D"
+        );
+        assert_eq!(
+            pick(true, "example.org", 443, &all[4..]).unwrap(),
+            "all_proxy=E"
+        );
+        assert_eq!(
+            pick(false, "example.org", 80, &all[4..]).unwrap(),
+            "all_proxy=E"
+        );
         // The other scheme's variables never apply.
-        assert_eq!(pick(true, "example.org", 443, &[("ws_proxy", "C"), ("http_proxy", "D")]), None);
-        assert_eq!(pick(false, "example.org", 80, &[("wss_proxy", "A"), ("https_proxy", "B")]), None);
+        assert_eq!(
+            pick(
+                true,
+                "example.org",
+                443,
+                &[("ws_proxy", "C"), ("http_proxy", "D")]
+            ),
+            None
+        );
+        assert_eq!(
+            pick(
+                false,
+                "example.org",
+                80,
+                &[("wss_proxy", "A"), ("https_proxy", "B")]
+            ),
+            None
+        );
         assert_eq!(pick(false, "example.org", 80, &[]), None);
     }
 
     #[test]
     fn lower_case_wins_and_empty_is_unset() {
         let vars = [("HTTP_PROXY", "upper"), ("http_proxy", "lower")];
-        assert_eq!(pick(false, "example.org", 80, &vars).unwrap(), "http_proxy=lower");
+        assert_eq!(
+            pick(false, "example.org", 80, &vars).unwrap(),
+            "http_proxy=lower"
+        );
         let vars = [("HTTP_PROXY", "upper")];
-        assert_eq!(pick(false, "example.org", 80, &vars).unwrap(), "HTTP_PROXY=upper");
+        assert_eq!(
+            pick(false, "example.org", 80, &vars).unwrap(),
+            "HTTP_PROXY=upper"
+        );
         let vars = [("ws_proxy", ""), ("ALL_PROXY", " all ")];
-        assert_eq!(pick(false, "example.org", 80, &vars).unwrap(), "ALL_PROXY=all");
-        let vars = [("no_proxy", "other.org"), ("NO_PROXY", "*"), ("all_proxy", "P")];
-        assert!(pick(false, "example.org", 80, &vars).is_some(), "no_proxy shadows NO_PROXY");
+        assert_eq!(
+            pick(false, "example.org", 80, &vars).unwrap(),
+            "ALL_PROXY=all"
+        );
+        let vars = [
+            ("no_proxy", "other.org"),
+            ("NO_PROXY", "*"),
+            ("all_proxy", "P"),
+        ];
+        assert!(
+            pick(false, "example.org", 80, &vars).is_some(),
+            "no_proxy shadows NO_PROXY"
+        );
         let vars = [("no_proxy", ""), ("NO_PROXY", "*"), ("all_proxy", "P")];
-        assert_eq!(pick(false, "example.org", 80, &vars), None, "empty no_proxy is unset");
+        assert_eq!(
+            pick(false, "example.org", 80, &vars),
+            None,
+            "empty no_proxy is unset"
+        );
     }
 
     #[test]
     fn loopback_is_never_proxied() {
         let vars = [("all_proxy", "P")];
-        for host in ["localhost", "LOCALHOST.", "app.localhost", "127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
+        for host in [
+            "localhost",
+            "LOCALHOST.",
+            "app.localhost",
+            "127.0.0.1",
+            "127.1.2.3",
+            "::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert_eq!(pick(false, host, 80, &vars), None, "{host}");
         }
-        for host in ["localhost.example", "128.0.0.1", "0.0.0.0", "::2", "mylocalhost"] {
+        for host in [
+            "localhost.example",
+            "128.0.0.1",
+            "0.0.0.0",
+            "::2",
+            "mylocalhost",
+        ] {
             assert!(pick(false, host, 80, &vars).is_some(), "{host}");
         }
     }
@@ -263,8 +342,14 @@ mod tests {
         assert!(bypass("2001:db8::1", "2001:db8::1", 443));
         assert!(bypass("[2001:db8::1]:443", "2001:db8::1", 443));
         assert!(!bypass("[2001:db8::1]:80", "2001:db8::1", 443));
-        assert!(!bypass("10.0.0.0/8", "ten.example", 443), "a range never matches a name");
-        assert!(!bypass("example.com", "93.184.216.34", 443), "a name never matches an address");
+        assert!(
+            !bypass("10.0.0.0/8", "ten.example", 443),
+            "a range never matches a name"
+        );
+        assert!(
+            !bypass("example.com", "93.184.216.34", 443),
+            "a name never matches an address"
+        );
         assert!(!bypass(" , ,", "example.com", 443));
         assert!(!bypass("10.0.0.0/40", "10.0.0.1", 443));
     }

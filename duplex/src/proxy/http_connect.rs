@@ -124,9 +124,14 @@ mod tests {
 
     /// A proxy that writes `reply` in pieces of `piece` bytes, then
     /// `after` at once; returns the request it read.
-    async fn run(reply: &'static [u8], piece: usize, after: &'static [u8]) -> (Result<TcpStream, ProxyError>, String) {
+    async fn run(
+        reply: &'static [u8],
+        piece: usize,
+        after: &'static [u8],
+    ) -> (Result<TcpStream, ProxyError>, String) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy = Proxy::parse(&format!("http://u:p@{}", listener.local_addr().unwrap())).unwrap();
+        let proxy =
+            Proxy::parse(&format!("http://u:p@{}", listener.local_addr().unwrap())).unwrap();
         let server = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
             let mut request = Vec::new();
@@ -151,7 +156,9 @@ mod tests {
             let _ = s.read(&mut [0u8; 1]).await;
             String::from_utf8(request).unwrap()
         });
-        let tcp = TcpStream::connect((proxy.host(), proxy.port())).await.unwrap();
+        let tcp = TcpStream::connect((proxy.host(), proxy.port()))
+            .await
+            .unwrap();
         let result = tunnel(&proxy, tcp, "target.example", 443).await;
         let result = match result {
             Ok(mut tcp) => {
@@ -168,7 +175,12 @@ mod tests {
 
     #[tokio::test]
     async fn bytes_after_the_reply_are_not_read() {
-        let (result, request) = run(b"HTTP/1.1 200 Connection established\r\nVia: t\r\n\r\n", 1000, b"\x16\x03\x01tunnel").await;
+        let (result, request) = run(
+            b"HTTP/1.1 200 Connection established\r\nVia: t\r\n\r\n",
+            1000,
+            b"\x16\x03\x01tunnel",
+        )
+        .await;
         result.unwrap();
         assert_eq!(
             request,
@@ -185,7 +197,12 @@ mod tests {
 
     #[tokio::test]
     async fn refusals_name_the_status() {
-        let (result, _) = run(b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n", 5, b"").await;
+        let (result, _) = run(
+            b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic\r\n\r\n",
+            5,
+            b"",
+        )
+        .await;
         let e = result.unwrap_err();
         assert_eq!(e.status(), Some(407));
         assert!(e.to_string().contains("were not accepted"), "{e}");
@@ -196,6 +213,9 @@ mod tests {
     #[test]
     fn ipv6_targets_in_brackets() {
         let proxy = Proxy::parse("http://127.0.0.1:1").unwrap();
-        assert_eq!(request(&proxy, "::1", 80), "CONNECT [::1]:80 HTTP/1.1\r\nHost: [::1]:80\r\n\r\n");
+        assert_eq!(
+            request(&proxy, "::1", 80),
+            "CONNECT [::1]:80 HTTP/1.1\r\nHost: [::1]:80\r\n\r\n"
+        );
     }
 }

@@ -131,7 +131,10 @@ impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Proxy")
             .field("url", &self.to_string())
-            .field("credentials", &self.credentials.as_ref().map(|_| "<hidden>"))
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "<hidden>"),
+            )
             .finish()
     }
 }
@@ -141,7 +144,9 @@ fn redact(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
     if scheme.is_empty() {
         format!("{host}{tail}")
     } else {
@@ -156,13 +161,22 @@ mod tests {
     #[test]
     fn kinds_ports_and_credentials() {
         let p = Proxy::parse("http://127.0.0.1:3128").unwrap();
-        assert_eq!((p.kind(), p.host(), p.port()), (ProxyKind::Http, "127.0.0.1", 3128));
+        assert_eq!(
+            (p.kind(), p.host(), p.port()),
+            (ProxyKind::Http, "127.0.0.1", 3128)
+        );
         assert_eq!(p.credentials(), None);
         let p = Proxy::parse("proxy.example:8080").unwrap();
-        assert_eq!((p.kind(), p.host(), p.port()), (ProxyKind::Http, "proxy.example", 8080));
+        assert_eq!(
+            (p.kind(), p.host(), p.port()),
+            (ProxyKind::Http, "proxy.example", 8080)
+        );
         assert_eq!(Proxy::parse("http://proxy.example").unwrap().port(), 80);
         let p = Proxy::parse("socks5://[::1]").unwrap();
-        assert_eq!((p.kind(), p.host(), p.port()), (ProxyKind::Socks5, "::1", 1080));
+        assert_eq!(
+            (p.kind(), p.host(), p.port()),
+            (ProxyKind::Socks5, "::1", 1080)
+        );
         assert_eq!(p.to_string(), "socks5://[::1]:1080");
         let p = Proxy::parse("socks5h://a%40b:p%3Ass@127.0.0.1:9050/").unwrap();
         assert_eq!(p.kind(), ProxyKind::Socks5h);
@@ -173,12 +187,19 @@ mod tests {
 
     #[test]
     fn refusals_never_show_the_password() {
-        for url in ["https://u:secret@proxy:443", "socks4://u:secret@proxy", "ftp://u:secret@h"] {
+        for url in [
+            "https://u:secret@proxy:443",
+            "socks4://u:secret@proxy",
+            "ftp://u:secret@h",
+        ] {
             let e = Proxy::parse(url).unwrap_err().to_string();
             assert!(!e.contains("secret"), "{e}");
             assert!(e.contains("proxy") || e.contains("h"), "{e}");
         }
-        assert!(Proxy::parse("https://proxy:443").unwrap_err().to_string().contains("not supported"));
+        assert!(Proxy::parse("https://proxy:443")
+            .unwrap_err()
+            .to_string()
+            .contains("not supported"));
         let debug = format!("{:?}", Proxy::parse("http://u:secret@h:1").unwrap());
         assert!(!debug.contains("secret"), "{debug}");
         assert_eq!(redact("http://u:p@h:1/x"), "http://h:1/x");
