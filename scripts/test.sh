@@ -10,7 +10,8 @@
 # quiet; apt needs root or sudo) and runs every check in order, stopping at
 # the first failing step. Step ids:
 #
-#   apt          apt packages chromium and redis-server
+#   apt          apt packages chromium, redis-server, microsocks and tinyproxy (real
+#                SOCKS5 and HTTP CONNECT proxies for the proxy tests)
 #   venv         Python venv .venv-test with tests/peers/requirements.txt
 #   npm          npm ci in tests/peers (ws, playwright-core)
 #   autobahn     the Autobahn|Testsuite (../shared/conformance/setup.sh --reference)
@@ -37,7 +38,8 @@
 # failure.
 #
 # Exported for the tests: DUPLEX_PYTHON, DUPLEX_NODE_MODULES, DUPLEX_PEERS_DIR,
-# DUPLEX_REQUIRE_PEERS=1, DUPLEX_CHROMIUM, DUPLEX_REDIS_SERVER, DUPLEX_BIN
+# DUPLEX_REQUIRE_PEERS=1, DUPLEX_CHROMIUM, DUPLEX_REDIS_SERVER, DUPLEX_MICROSOCKS,
+# DUPLEX_TINYPROXY, DUPLEX_BIN
 # (the release binary in cargo's target directory, unless already set) and
 # NODE_PATH.
 #
@@ -145,11 +147,11 @@ apt_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "insta
 
 install_apt() {
   local missing=() p
-  for p in chromium redis-server; do
+  for p in chromium redis-server microsocks tinyproxy; do
     apt_installed "$p" || missing+=("$p")
   done
   if [ "${#missing[@]}" = 0 ]; then
-    echo "  chromium and redis-server are installed"
+    echo "  chromium, redis-server, microsocks and tinyproxy are installed"
   else
     if [ "$(id -u)" != 0 ] && [ "${#SUDO[@]}" = 0 ]; then
       echo "  need root (or sudo) to install: ${missing[*]}"
@@ -163,6 +165,8 @@ install_apt() {
   fi
   [ -x /usr/bin/chromium ] || { echo "  /usr/bin/chromium is missing after the install"; return 1; }
   command -v redis-server >/dev/null 2>&1 || { echo "  redis-server is not on PATH after the install"; return 1; }
+  command -v microsocks >/dev/null 2>&1 || { echo "  microsocks is not on PATH after the install"; return 1; }
+  command -v tinyproxy >/dev/null 2>&1 || { echo "  tinyproxy is not on PATH after the install"; return 1; }
 }
 
 install_venv() {
@@ -359,7 +363,7 @@ if [ "${#PROBLEMS[@]}" != 0 ]; then
 fi
 (IFS=,; echo "prerequisites: ${VERSIONS[*]}" | sed 's/,/, /g')
 
-step apt "install chromium, redis-server (apt-get)" install_apt
+step apt "install chromium, redis-server, microsocks, tinyproxy (apt-get)" install_apt
 step venv "install .venv-test (tests/peers/requirements.txt)" install_venv
 step npm "install tests/peers/node_modules (npm ci)" install_npm
 step autobahn "install Autobahn|Testsuite (setup.sh --reference)" install_autobahn
@@ -371,6 +375,10 @@ export DUPLEX_REQUIRE_PEERS=1
 export DUPLEX_CHROMIUM=/usr/bin/chromium
 DUPLEX_REDIS_SERVER="$(command -v redis-server || echo /usr/bin/redis-server)"
 export DUPLEX_REDIS_SERVER
+DUPLEX_MICROSOCKS="$(command -v microsocks || echo /usr/bin/microsocks)"
+export DUPLEX_MICROSOCKS
+DUPLEX_TINYPROXY="$(command -v tinyproxy || echo /usr/bin/tinyproxy)"
+export DUPLEX_TINYPROXY
 if [ -z "${DUPLEX_BIN:-}" ]; then
   # cargo's target directory (CARGO_TARGET_DIR or build.target-dir when set)
   TARGET_DIR="$(cargo metadata --no-deps --format-version 1 2>/dev/null \
@@ -383,7 +391,7 @@ export CONFORMANCE_EXCLUDE="${CONFORMANCE_EXCLUDE-}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 echo "== environment"
 for v in DUPLEX_PYTHON DUPLEX_NODE_MODULES DUPLEX_PEERS_DIR DUPLEX_REQUIRE_PEERS DUPLEX_CHROMIUM \
-         DUPLEX_REDIS_SERVER DUPLEX_BIN CONFORMANCE_EXCLUDE; do
+         DUPLEX_REDIS_SERVER DUPLEX_MICROSOCKS DUPLEX_TINYPROXY DUPLEX_BIN CONFORMANCE_EXCLUDE; do
   echo "  $v=${!v}"
 done
 

@@ -58,6 +58,8 @@ pub struct ConnectArgs {
     /// seconds again.
     #[arg(long)]
     keepalive: Option<f64>,
+    #[command(flatten)]
+    proxy: crate::proxy_args::ProxyArgs,
 }
 
 pub async fn run(args: ConnectArgs) -> Result<(), String> {
@@ -84,6 +86,7 @@ pub async fn run(args: ConnectArgs) -> Result<(), String> {
             .add_root_certificates_pem(&pem)
             .map_err(|e| e.to_string())?;
     }
+    builder = args.proxy.apply(builder);
     if args.insecure {
         eprintln!("duplex: warning: --insecure: the server's certificate is not verified");
     }

@@ -7,6 +7,7 @@ mod bench;
 mod connect;
 mod memory_release;
 mod page;
+mod proxy_args;
 mod publish;
 mod serve;
 

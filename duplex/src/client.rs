@@ -13,6 +13,7 @@ use tokio::net::TcpStream;
 
 use crate::error::{Error, Failure, Result};
 use crate::keepalive::KeepAlive;
+use crate::proxy::{self, Proxy, ProxyError};
 use crate::timeouts::Timeouts;
 use crate::transport::MaybeTlsStream;
 use crate::websocket::WebSocket;
@@ -118,8 +119,20 @@ pub struct ClientBuilder {
     limits: HandshakeLimits,
     keepalive: Option<KeepAlive>,
     timeouts: Timeouts,
+    proxy: ProxyChoice,
     #[cfg(feature = "tls")]
     tls: crate::tls::TlsOptions,
+}
+
+/// Whether and how a connection goes through a proxy.
+#[derive(Debug, Clone)]
+enum ProxyChoice {
+    /// As the environment variables say ([`proxy::from_environment`]).
+    Environment,
+    /// Always direct.
+    Never,
+    /// Always through this proxy URL, loopback targets included.
+    Url(String),
 }
 
 impl ClientBuilder {
@@ -135,9 +148,42 @@ impl ClientBuilder {
             limits: HandshakeLimits::default(),
             keepalive: None,
             timeouts: Timeouts::default(),
+            proxy: ProxyChoice::Environment,
             #[cfg(feature = "tls")]
             tls: crate::tls::TlsOptions::default(),
         }
+    }
+
+    /// Connects through this proxy: `http://[user:password@]host:port`
+    /// (HTTP `CONNECT`, Basic credentials), `socks5://...` (the target's
+    /// name is resolved here) or `socks5h://...` (the proxy resolves it).
+    /// It applies to every target, loopback ones included, and replaces
+    /// the environment's choice. A URL that cannot be used fails
+    /// [`connect`](Self::connect) with [`Error::Proxy`].
+    ///
+    /// Without this call (or [`no_proxy`](Self::no_proxy)) the proxy
+    /// comes from the environment as curl reads it: `no_proxy`, then
+    /// `wss_proxy`/`ws_proxy`, then `https_proxy`/`http_proxy`, then
+    /// `all_proxy`, never for a loopback target (see [`crate::proxy`]).
+    ///
+    /// ```no_run
+    /// # async fn example() -> duplex::Result<()> {
+    /// let ws = duplex::ClientBuilder::new("wss://chat.example.org/lobby")
+    ///     .proxy("http://user:secret@proxy.internal:3128")
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn proxy(mut self, url: impl Into<String>) -> Self {
+        self.proxy = ProxyChoice::Url(url.into());
+        self
+    }
+
+    /// Always connects directly, whatever the environment's proxy
+    /// variables say.
+    pub fn no_proxy(mut self) -> Self {
+        self.proxy = ProxyChoice::Never;
+        self
     }
 
     /// Adds a request header (e.g. `Authorization`, `Origin`, `Cookie`).
@@ -153,7 +199,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Limits the TCP (and TLS) connect (default 10 s).
+    /// Limits the TCP (and TLS) connect, through the proxy when there is
+    /// one (default 10 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
@@ -223,9 +270,44 @@ impl ClientBuilder {
         Ok(ws)
     }
 
-    async fn open(&self, target: &Target) -> Result<MaybeTlsStream> {
+    /// The proxy for `target`, if any: the explicit one, or the
+    /// environment's.
+    fn proxy_for(&self, target: &Target) -> Result<Option<Proxy>, ProxyError> {
+        match &self.proxy {
+            ProxyChoice::Never => Ok(None),
+            ProxyChoice::Url(url) => Proxy::parse(url).map(Some),
+            ProxyChoice::Environment => {
+                let lookup = |name: &str| std::env::var(name).ok();
+                let Some(found) =
+                    proxy::from_environment(target.tls, &target.host, target.port, lookup)
+                else {
+                    return Ok(None);
+                };
+                Proxy::parse(&found.url).map(Some).map_err(|e| match e {
+                    ProxyError::Url { proxy, why } => ProxyError::Url {
+                        proxy,
+                        why: format!("{why} (from the variable {})", found.variable),
+                    },
+                    other => other,
+                })
+            }
+        }
+    }
+
+    /// A TCP connection to the target: direct, or a tunnel through the
+    /// proxy.
+    async fn tcp_to(&self, target: &Target) -> Result<TcpStream> {
+        if let Some(proxy) = self.proxy_for(target)? {
+            tracing::debug!(%proxy, host = %target.host, port = target.port, "connecting through a proxy");
+            return Ok(proxy::tunnel(&proxy, &target.host, target.port).await?);
+        }
         let tcp = TcpStream::connect((target.host.as_str(), target.port)).await?;
         tcp.set_nodelay(true)?;
+        Ok(tcp)
+    }
+
+    async fn open(&self, target: &Target) -> Result<MaybeTlsStream> {
+        let tcp = self.tcp_to(target).await?;
         if !target.tls {
             return Ok(MaybeTlsStream::Plain(tcp));
         }

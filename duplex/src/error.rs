@@ -2,6 +2,8 @@
 
 use duplex_proto::{HandshakeError, ProtocolError, SendError};
 
+use crate::proxy::ProxyError;
+
 /// Anything that can go wrong on a WebSocket connection.
 ///
 /// ```no_run
@@ -37,6 +39,9 @@ pub enum Error {
     Tls(Failure),
     /// The outbound queue of a connection was full (slow consumer).
     QueueFull,
+    /// The proxy could not be used or refused the tunnel (with the HTTP
+    /// status of a refused `CONNECT`: [`ProxyError::status`]).
+    Proxy(ProxyError),
 }
 
 impl std::fmt::Display for Error {
@@ -51,6 +56,7 @@ impl std::fmt::Display for Error {
             Error::Url(why) => write!(f, "bad URL: {why}"),
             Error::Tls(why) => write!(f, "TLS: {why}"),
             Error::QueueFull => f.write_str("outbound queue full"),
+            Error::Proxy(e) => write!(f, "{e}"),
         }
     }
 }
@@ -62,6 +68,7 @@ impl std::error::Error for Error {
             Error::Handshake(e) => Some(e),
             Error::Protocol(e) => Some(e),
             Error::Url(failure) | Error::Tls(failure) => failure.source(),
+            Error::Proxy(e) => Some(e),
             _ => None,
         }
     }
@@ -127,6 +134,12 @@ impl From<std::io::Error> for Error {
 impl From<HandshakeError> for Error {
     fn from(e: HandshakeError) -> Self {
         Error::Handshake(e)
+    }
+}
+
+impl From<ProxyError> for Error {
+    fn from(e: ProxyError) -> Self {
+        Error::Proxy(e)
     }
 }
 

@@ -98,6 +98,7 @@ mod hub;
 mod io;
 mod keepalive;
 pub mod presence;
+pub mod proxy;
 mod queue;
 mod read_buffer;
 pub mod reconnect;

@@ -59,6 +59,11 @@ pub struct BenchArgs {
     /// Hide the progress bar.
     #[arg(long)]
     pub(crate) quiet: bool,
+    /// Connect through this proxy (http://, socks5://, socks5h://; see
+    /// `duplex connect --help`). Without it bench connects directly: the
+    /// proxy environment variables are never used.
+    #[arg(long, value_name = "URL")]
+    pub(crate) proxy: Option<String>,
     #[command(flatten)]
     pub(crate) fan: FanoutArgs,
 }
@@ -70,9 +75,13 @@ impl BenchArgs {
         if !self.compress {
             config.deflate = None;
         }
-        ClientBuilder::new(url)
+        let builder = ClientBuilder::new(url)
             .config(config)
-            .danger_accept_invalid_certs(self.insecure)
+            .danger_accept_invalid_certs(self.insecure);
+        match &self.proxy {
+            Some(proxy) => builder.proxy(proxy),
+            None => builder.no_proxy(),
+        }
     }
 
     /// The warm-up and the measured duration, checked.

@@ -5,13 +5,19 @@
 //! Redis backplane's test support is in the submodules, one concept each.
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod chat;
 pub mod cluster;
+pub mod connect_proxy;
 pub mod delivery;
+pub mod echo_target;
 pub mod fault_proxy;
 pub mod node;
+pub mod proxy_relay;
+pub mod real_proxy;
 pub mod redis;
 pub mod resp;
+pub mod socks_server;
 pub mod traffic;
 
 use std::io::{BufRead, BufReader, Read};
