@@ -35,6 +35,11 @@ pub enum Error {
     Url(Failure),
     /// TLS setup or handshake failed.
     Tls(Failure),
+    /// The server's TLS certificate was rejected (unknown issuer, wrong
+    /// name, expired, ...): kept apart from [`Error::Tls`] because trying
+    /// again cannot help, and the user has to trust the issuer or skip the
+    /// check.
+    Certificate(Failure),
     /// The outbound queue of a connection was full (slow consumer).
     QueueFull,
 }
@@ -50,6 +55,7 @@ impl std::fmt::Display for Error {
             Error::Timeout(what) => write!(f, "timed out: {what}"),
             Error::Url(why) => write!(f, "bad URL: {why}"),
             Error::Tls(why) => write!(f, "TLS: {why}"),
+            Error::Certificate(why) => write!(f, "TLS certificate rejected: {why}"),
             Error::QueueFull => f.write_str("outbound queue full"),
         }
     }
@@ -61,8 +67,35 @@ impl std::error::Error for Error {
             Error::Io(e) => Some(e),
             Error::Handshake(e) => Some(e),
             Error::Protocol(e) => Some(e),
-            Error::Url(failure) | Error::Tls(failure) => failure.source(),
+            Error::Url(failure) | Error::Tls(failure) | Error::Certificate(failure) => {
+                failure.source()
+            }
             _ => None,
+        }
+    }
+}
+
+impl Error {
+    /// Whether trying again cannot help, so a reconnecting client should
+    /// give up at once: a bad URL, a rejected certificate, or a refusal
+    /// with a 3xx (a redirect not followed) or 4xx status other than 408
+    /// (request timeout) and 429 (too many requests), which say to come
+    /// back later. Everything else (refused, reset, timeouts, 5xx) may pass.
+    ///
+    /// ```
+    /// use duplex::{proto::HandshakeError, Error};
+    /// assert!(Error::Handshake(HandshakeError::new(403, "forbidden")).is_permanent());
+    /// assert!(!Error::Handshake(HandshakeError::new(429, "slow down")).is_permanent());
+    /// assert!(!Error::Handshake(HandshakeError::new(503, "busy")).is_permanent());
+    /// assert!(!Error::Timeout("connecting").is_permanent());
+    /// ```
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Error::Url(_) | Error::Certificate(_) => true,
+            Error::Handshake(e) => {
+                matches!(e.status(), Some(s) if (300..500).contains(&s) && s != 408 && s != 429)
+            }
+            _ => false,
         }
     }
 }

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::formats::{InputArgs, OutputArgs};
+
 /// Options of `duplex connect`.
 #[derive(Args)]
 pub struct ConnectArgs {
@@ -28,7 +30,8 @@ pub struct ConnectArgs {
     /// Do not offer permessage-deflate.
     #[arg(long)]
     pub(super) no_compression: bool,
-    /// Connect timeout in seconds.
+    /// Limit, in seconds, of the whole connection setup: TCP, TLS, the
+    /// HTTP upgrade and any redirects together.
     #[arg(long, default_value_t = 10.0)]
     pub(super) timeout: f64,
     /// Reconnect with exponential backoff when the connection drops;
@@ -52,4 +55,28 @@ pub struct ConnectArgs {
     /// seconds again.
     #[arg(long)]
     pub(super) keepalive: Option<f64>,
+    /// One-shot: send stdin's messages, print as many replies as messages
+    /// were sent (one if stdin was empty), then close with 1000 and exit 0.
+    #[arg(short = '1', long, conflicts_with_all = ["echo", "reconnect"])]
+    pub(super) once: bool,
+    /// Slash commands on stdin (/ping [data], /pong [data],
+    /// /close [code [reason]]; `//x` sends `/x`). On by default when stdin
+    /// is a terminal; off otherwise, so piped lines are sent as they are.
+    #[arg(long, overrides_with = "no_slash")]
+    pub(super) slash: bool,
+    /// No slash commands, even on a terminal: every line is sent as it is.
+    #[arg(long)]
+    pub(super) no_slash: bool,
+    /// Print the handshake's request and response headers (and redirects)
+    /// on stderr, `>` before what was sent and `<` before what came back.
+    #[arg(short = 'v', long)]
+    pub(super) verbose: bool,
+    /// Follow at most this many redirects (301, 302, 307, 308); 0 makes a
+    /// redirect an error.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub(super) max_redirects: usize,
+    #[command(flatten)]
+    pub(super) input: InputArgs,
+    #[command(flatten)]
+    pub(super) output: OutputArgs,
 }

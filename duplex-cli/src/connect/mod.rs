@@ -2,15 +2,22 @@
 //! messages printed; `--echo` sends every message straight back.
 
 //!
-//! One file per concern: the options ([`args`]), one connection
-//! ([`session`]), `--reconnect` ([`reconnecting`]), printing ([`output`])
-//! and the failure line ([`errors`]).
+//! One file per concern: the options ([`args`]), the input and output
+//! options shared with `duplex listen` ([`formats`]), slash commands
+//! ([`commands`]), one connection ([`session`]), `--reconnect`
+//! ([`reconnecting`]), printing ([`output`]), `-v` ([`verbose`]) and the
+//! failure line ([`errors`]).
 
 mod args;
+pub(crate) mod commands;
 mod errors;
-mod output;
+pub(crate) mod formats;
+pub(crate) mod output;
 mod reconnecting;
 mod session;
+mod verbose;
+
+use std::io::IsTerminal;
 
 use std::time::Duration;
 
@@ -19,8 +26,9 @@ use duplex::{ClientBuilder, Config};
 
 pub use args::ConnectArgs;
 use errors::describe;
+use output::Printer;
 use reconnecting::reconnecting;
-use session::{echo, interactive};
+use session::{echo, interactive, Session};
 
 /// Runs `duplex connect`.
 pub async fn run(args: ConnectArgs) -> Result<(), String> {
@@ -30,8 +38,15 @@ pub async fn run(args: ConnectArgs) -> Result<(), String> {
     }
     let mut builder = ClientBuilder::new(&args.url)
         .config(config)
-        .connect_timeout(std::time::Duration::from_secs_f64(args.timeout))
+        .timeout(seconds("--timeout", args.timeout)?)
+        .connect_timeout(seconds("--timeout", args.timeout)?)
+        .handshake_timeout(seconds("--timeout", args.timeout)?)
+        .follow_redirects(args.max_redirects)
         .danger_accept_invalid_certs(args.insecure);
+    if args.verbose {
+        builder = verbose::inspect(builder);
+    }
+    let printer = Printer::new(args.output);
     for header in &args.headers {
         let (name, value) = header
             .split_once(':')
@@ -61,17 +76,31 @@ pub async fn run(args: ConnectArgs) -> Result<(), String> {
             close_grace: seconds("--close-grace", args.close_grace)?,
             ..ReconnectPolicy::default()
         };
-        return reconnecting(ReconnectingClient::spawn(builder, policy), args.echo).await;
+        let client = ReconnectingClient::spawn(builder, policy);
+        return reconnecting(client, &args.url, args.echo, args.input, printer).await;
     }
     let ws = builder
         .connect()
         .await
         .map_err(|e| describe(&args.url, e))?;
-    if args.echo {
-        echo(ws).await
-    } else {
-        interactive(ws).await
+    if args.verbose {
+        eprintln!(
+            "* connected; subprotocol {}, permessage-deflate {}",
+            ws.protocol().unwrap_or("none"),
+            if ws.is_compressed() { "on" } else { "off" }
+        );
     }
+    if args.echo {
+        return echo(ws, printer).await;
+    }
+    let slash = !args.no_slash && (args.slash || std::io::stdin().is_terminal());
+    let session = Session {
+        printer,
+        input: args.input,
+        slash,
+        once: args.once,
+    };
+    interactive(ws, session).await
 }
 
 /// A number of seconds given on the command line.
