@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod chat;
+pub mod cli_run;
 pub mod cluster;
 pub mod delivery;
 pub mod fault_proxy;
