@@ -33,13 +33,9 @@ pub enum Error {
     Timeout(&'static str),
     /// A URL that cannot be connected to.
     Url(Failure),
-    /// TLS setup or handshake failed.
+    /// TLS setup or handshake failed; [`Failure::is_certificate`] tells a
+    /// rejected server certificate apart.
     Tls(Failure),
-    /// The server's TLS certificate was rejected (unknown issuer, wrong
-    /// name, expired, ...): kept apart from [`Error::Tls`] because trying
-    /// again cannot help, and the user has to trust the issuer or skip the
-    /// check.
-    Certificate(Failure),
     /// The outbound queue of a connection was full (slow consumer).
     QueueFull,
 }
@@ -55,7 +51,6 @@ impl std::fmt::Display for Error {
             Error::Timeout(what) => write!(f, "timed out: {what}"),
             Error::Url(why) => write!(f, "bad URL: {why}"),
             Error::Tls(why) => write!(f, "TLS: {why}"),
-            Error::Certificate(why) => write!(f, "TLS certificate rejected: {why}"),
             Error::QueueFull => f.write_str("outbound queue full"),
         }
     }
@@ -67,9 +62,7 @@ impl std::error::Error for Error {
             Error::Io(e) => Some(e),
             Error::Handshake(e) => Some(e),
             Error::Protocol(e) => Some(e),
-            Error::Url(failure) | Error::Tls(failure) | Error::Certificate(failure) => {
-                failure.source()
-            }
+            Error::Url(failure) | Error::Tls(failure) => failure.source(),
             _ => None,
         }
     }
@@ -91,7 +84,8 @@ impl Error {
     /// ```
     pub fn is_permanent(&self) -> bool {
         match self {
-            Error::Url(_) | Error::Certificate(_) => true,
+            Error::Url(_) => true,
+            Error::Tls(failure) => failure.is_certificate(),
             Error::Handshake(e) => {
                 matches!(e.status(), Some(s) if (300..500).contains(&s) && s != 408 && s != 429)
             }
@@ -106,6 +100,7 @@ impl Error {
 pub struct Failure {
     what: String,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    certificate: bool,
 }
 
 impl Failure {
@@ -114,6 +109,7 @@ impl Failure {
         Failure {
             what: what.into(),
             source: None,
+            certificate: false,
         }
     }
 
@@ -125,7 +121,21 @@ impl Failure {
         Failure {
             what: what.into(),
             source: Some(source.into()),
+            certificate: false,
         }
+    }
+
+    /// Marks the failure as a rejected server certificate.
+    pub(crate) fn certificate(mut self) -> Failure {
+        self.certificate = true;
+        self
+    }
+
+    /// Whether this is a rejected server certificate (unknown issuer,
+    /// wrong name, expired, ...): trying again cannot help; the user has
+    /// to trust the issuer or skip the check.
+    pub fn is_certificate(&self) -> bool {
+        self.certificate
     }
 
     /// What failed, without the cause.

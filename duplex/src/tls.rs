@@ -131,7 +131,7 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 }
 
 /// The error of a failed client TLS handshake with `host`, in words a user
-/// can act on: a rejected certificate becomes [`Error::Certificate`] with
+/// can act on: a rejected certificate is marked ([`Failure::is_certificate`]), with
 /// what is wrong with it, and a server that answers in plain text (HTTP
 /// where TLS was expected) is said to be one, instead of rustls's
 /// internal names for either.
@@ -152,10 +152,9 @@ pub(crate) fn handshake_error(host: &str, error: std::io::Error) -> Error {
         rustls::Error::InvalidCertificate(why) => {
             let what = certificate_problem(why);
             let tls = tls.clone();
-            Error::Certificate(Failure::caused_by(
-                format!("the certificate of {host} {what}"),
-                tls,
-            ))
+            Error::Tls(
+                Failure::caused_by(format!("the certificate of {host} {what}"), tls).certificate(),
+            )
         }
         rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
             Error::Tls(Failure::new(format!(

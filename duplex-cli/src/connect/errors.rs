@@ -20,8 +20,8 @@ pub(crate) fn describe(url: &str, error: Error) -> String {
             }
             line
         }
-        Error::Certificate(why) => format!(
-            "{url}: {why}; to trust its issuer use --ca CERT.pem, or skip the check with --insecure (testing only)",
+        Error::Tls(why) if why.is_certificate() => format!(
+            "{url}: TLS: {why}; to trust its issuer use --ca CERT.pem, or skip the check with --insecure (testing only)",
             why = why.what()
         ),
         Error::Io(e) => format!("{url}: {e}"),
