@@ -5,6 +5,7 @@
 
 mod bench;
 mod connect;
+mod listen;
 mod memory_release;
 mod page;
 mod proxy_args;
@@ -34,6 +35,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Connect to a WebSocket URL: send stdin lines, print what arrives.
     Connect(connect::ConnectArgs),
+    /// Accept WebSocket clients: print what they send, send them stdin
+    /// lines (like `websocat -s`).
+    Listen(listen::ListenArgs),
     /// Load an echo endpoint, or with --fanout chat rooms, and report
     /// rates, latency percentiles and (fan-out) every lost or misordered delivery.
     #[command(after_help = bench::FANOUT_HELP)]
@@ -53,7 +57,7 @@ fn main() -> ExitCode {
     let threads = match &cli.command {
         Command::Serve(args) => args.threads(),
         Command::Bench(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        Command::Connect(_) => 1,
+        Command::Connect(_) | Command::Listen(_) => 1,
     };
     // One thread: a current-thread runtime, without the work-stealing
     // machinery a single core cannot use (measured: see the README).
@@ -80,6 +84,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Connect(args) => connect::run(args).await,
+            Command::Listen(args) => listen::run(args).await,
             Command::Bench(args) => bench::run(args).await,
         }
     });

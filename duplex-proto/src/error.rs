@@ -135,6 +135,7 @@ impl From<InvalidClose> for ProtocolError {
 pub struct HandshakeError {
     status: Option<u16>,
     message: String,
+    body: Option<String>,
 }
 
 impl HandshakeError {
@@ -143,6 +144,7 @@ impl HandshakeError {
         HandshakeError {
             status: Some(status),
             message: message.into(),
+            body: None,
         }
     }
 
@@ -153,6 +155,7 @@ impl HandshakeError {
         HandshakeError {
             status: None,
             message: format!("invalid handshake response: {}", message.into()),
+            body: None,
         }
     }
 
@@ -163,6 +166,7 @@ impl HandshakeError {
         HandshakeError {
             status: None,
             message: format!("invalid handshake request: {}", message.into()),
+            body: None,
         }
     }
 
@@ -172,6 +176,7 @@ impl HandshakeError {
         HandshakeError {
             status: None,
             message: message.into(),
+            body: None,
         }
     }
 
@@ -186,6 +191,27 @@ impl HandshakeError {
     /// What went wrong, in a few words.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The same error with the body of the server's refusal (client side),
+    /// because servers often say there why they refused (a login page, a
+    /// JSON error). The caller bounds its size; it is not part of
+    /// [`Display`](std::fmt::Display).
+    ///
+    /// ```
+    /// use duplex_proto::HandshakeError;
+    /// let refused = HandshakeError::new(403, "forbidden").with_body("token expired");
+    /// assert_eq!(refused.body(), Some("token expired"));
+    /// ```
+    pub fn with_body(mut self, body: impl Into<String>) -> Self {
+        self.body = Some(body.into());
+        self
+    }
+
+    /// The body of the server's refusal, if it sent one (see
+    /// [`HandshakeError::with_body`]).
+    pub fn body(&self) -> Option<&str> {
+        self.body.as_deref()
     }
 }
 

@@ -12,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::error::{Error, Failure, Result};
+use crate::handshake_trace::{HandshakeStep, Inspector};
 use crate::keepalive::KeepAlive;
 use crate::proxy::{self, Proxy, ProxyError};
 use crate::timeouts::Timeouts;
@@ -55,6 +56,11 @@ pub struct Target {
 impl Target {
     /// Parses a `ws://` or `wss://` URL.
     pub fn parse(url: &str) -> Result<Target> {
+        if !url.contains("://") {
+            return Err(Error::Url(Failure::new(format!(
+                "{url}: the URL needs a scheme, ws:// or wss:// (e.g. ws://{url})"
+            ))));
+        }
         let parsed = url::Url::parse(url).map_err(|e| Error::Url(Failure::caused_by(url, e)))?;
         let tls = match parsed.scheme() {
             "ws" => false,
@@ -120,6 +126,9 @@ pub struct ClientBuilder {
     keepalive: Option<KeepAlive>,
     timeouts: Timeouts,
     proxy: ProxyChoice,
+    setup_timeout: Option<Duration>,
+    max_redirects: usize,
+    inspector: Option<Inspector>,
     #[cfg(feature = "tls")]
     tls: crate::tls::TlsOptions,
 }
@@ -149,6 +158,9 @@ impl ClientBuilder {
             keepalive: None,
             timeouts: Timeouts::default(),
             proxy: ProxyChoice::Environment,
+            setup_timeout: None,
+            max_redirects: 0,
+            inspector: None,
             #[cfg(feature = "tls")]
             tls: crate::tls::TlsOptions::default(),
         }
@@ -212,6 +224,53 @@ impl ClientBuilder {
         self
     }
 
+    /// Limits the whole connection setup: TCP, TLS, the HTTP upgrade and
+    /// any redirects together (default: none beyond
+    /// [`connect_timeout`](Self::connect_timeout) and
+    /// [`handshake_timeout`](Self::handshake_timeout), which bound their
+    /// own parts). A user who asks for "at most 3 s" means all of it.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.setup_timeout = Some(timeout);
+        self
+    }
+
+    /// Follows up to `max` redirects (301, 302, 307, 308) of the upgrade
+    /// request; default 0: a redirect is an error
+    /// ([`Error::Handshake`] with its status), because a library should
+    /// not send its headers to another URL unasked. On a redirect to
+    /// another host or port, `Authorization` and `Cookie` are not sent
+    /// again. `http(s)://` in `Location` means `ws(s)://`.
+    pub fn follow_redirects(mut self, max: usize) -> Self {
+        self.max_redirects = max;
+        self
+    }
+
+    /// Calls `inspect` with every step of the opening handshake: the
+    /// request head as written, each response head, each redirect followed
+    /// (see [`HandshakeStep`]), for refused handshakes too. For
+    /// diagnostics, like `curl -v`; `duplex connect -v` prints them.
+    ///
+    /// ```no_run
+    /// # async fn example() -> duplex::Result<()> {
+    /// use duplex::HandshakeStep;
+    /// let ws = duplex::ClientBuilder::new("ws://127.0.0.1:8080/echo")
+    ///     .inspect_handshake(|step| {
+    ///         if let HandshakeStep::Response { status, headers, .. } = step {
+    ///             eprintln!("{status}, server {:?}", headers.get("server"));
+    ///         }
+    ///     })
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn inspect_handshake(
+        mut self,
+        inspect: impl Fn(HandshakeStep<'_>) + Send + Sync + 'static,
+    ) -> Self {
+        self.inspector = Some(Inspector(Arc::new(inspect)));
+        self
+    }
+
     /// Pings the server `interval` after connecting and after each answer,
     /// and gives the connection up when the pong does not arrive within
     /// `timeout` (see [`WebSocket::set_keepalive`]). Off by default.
@@ -255,19 +314,72 @@ impl ClientBuilder {
         &self.url
     }
 
-    /// Opens the TCP (and TLS) connection and performs the handshake.
+    /// Opens the TCP (and TLS) connection and performs the handshake,
+    /// following redirects if asked ([`follow_redirects`](Self::follow_redirects)).
     pub async fn connect(&self) -> Result<ClientSocket> {
-        let target = Target::parse(&self.url)?;
-        let stream = tokio::time::timeout(self.connect_timeout, self.open(&target))
+        match self.setup_timeout {
+            Some(limit) => tokio::time::timeout(limit, self.connect_following())
+                .await
+                .map_err(|_| Error::Timeout("connecting (TCP, TLS and handshake)"))?,
+            None => self.connect_following().await,
+        }
+    }
+
+    /// [`connect`](Self::connect) without the overall timeout.
+    async fn connect_following(&self) -> Result<ClientSocket> {
+        let mut url = self.url.clone();
+        let mut headers = self.headers.clone();
+        let mut redirects = 0;
+        loop {
+            let target = Target::parse(&url)?;
+            let stream = tokio::time::timeout(self.connect_timeout, self.open(&target))
+                .await
+                .map_err(|_| Error::Timeout("connecting"))??;
+            #[cfg(unix)]
+            let low_water = crate::transport::low_water_for(&stream);
+            let exchange = tokio::time::timeout(
+                self.handshake_timeout,
+                self.exchange(stream, &target, &url, &headers),
+            )
             .await
-            .map_err(|_| Error::Timeout("connecting"))??;
-        #[cfg(unix)]
-        let low_water = crate::transport::low_water_for(&stream);
-        #[allow(unused_mut)]
-        let mut ws = self.handshake(stream, &target).await?;
-        #[cfg(unix)]
-        ws.set_low_water(low_water);
-        Ok(ws)
+            .map_err(|_| Error::Timeout("waiting for the handshake response"))??;
+            let (error, location) = match exchange {
+                #[allow(unused_mut)]
+                Exchange::Open(mut ws) => {
+                    #[cfg(unix)]
+                    ws.set_low_water(low_water);
+                    return Ok(ws);
+                }
+                Exchange::Refused { error, location } => (error, location),
+            };
+            let location = match location {
+                Some(location) if crate::redirect::is_redirect(error.status()) => location,
+                _ => return Err(Error::Handshake(error)),
+            };
+            if redirects >= self.max_redirects {
+                if self.max_redirects == 0 {
+                    return Err(Error::Handshake(error));
+                }
+                let status = error.status().unwrap_or(0);
+                return Err(Error::Handshake(HandshakeError::new(
+                    status,
+                    format!(
+                        "more than {} redirects; the last to {location}",
+                        self.max_redirects
+                    ),
+                )));
+            }
+            let next = crate::redirect::resolve(&url, &location)?;
+            if let Some(inspector) = &self.inspector {
+                inspector.see(HandshakeStep::Redirect {
+                    status: error.status().unwrap_or(0),
+                    to: &next,
+                });
+            }
+            headers = crate::redirect::headers_for(&url, &next, &headers);
+            url = next;
+            redirects += 1;
+        }
     }
 
     /// The proxy for `target`, if any: the explicit one, or the
@@ -324,29 +436,42 @@ impl ClientBuilder {
             let tls = tokio_rustls::TlsConnector::from(config)
                 .connect(name, crate::ReadAhead::new(tcp))
                 .await
-                .map_err(|e| Error::Tls(Failure::caused_by("handshake", e)))?;
+                .map_err(|e| crate::tls::handshake_error(&target.host, e))?;
             Ok(MaybeTlsStream::ClientTls(Box::new(tls)))
         }
         #[cfg(not(feature = "tls"))]
         Err(Error::Url(Failure::new("wss:// needs the `tls` feature")))
     }
 
-    /// Performs the handshake over an already open stream.
+    /// Performs the handshake over an already open stream (no redirects:
+    /// a redirect is an [`Error::Handshake`] with its status).
     pub async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         stream: S,
         target: &Target,
     ) -> Result<WebSocket<S>> {
-        tokio::time::timeout(self.handshake_timeout, self.handshake_inner(stream, target))
-            .await
-            .map_err(|_| Error::Timeout("waiting for the handshake response"))?
+        let exchange = tokio::time::timeout(
+            self.handshake_timeout,
+            self.exchange(stream, target, &self.url, &self.headers),
+        )
+        .await
+        .map_err(|_| Error::Timeout("waiting for the handshake response"))??;
+        match exchange {
+            Exchange::Open(ws) => Ok(ws),
+            Exchange::Refused { error, .. } => Err(Error::Handshake(error)),
+        }
     }
 
-    async fn handshake_inner<S: AsyncRead + AsyncWrite + Unpin>(
+    /// Writes the upgrade request for `url` with `headers` and reads the
+    /// answer: the open socket, or the refusal with its body and
+    /// `Location`.
+    async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         mut stream: S,
         target: &Target,
-    ) -> Result<WebSocket<S>> {
+        url: &str,
+        headers: &Headers,
+    ) -> Result<Exchange<S>> {
         let protocols: Vec<&str> = self.protocols.iter().map(String::as_str).collect();
         // Refuses, rather than cleans up, a header or subprotocol that
         // cannot be sent as given.
@@ -354,10 +479,16 @@ impl ClientBuilder {
             &target.host_header,
             &target.resource,
             &protocols,
-            &self.headers,
+            headers,
             &self.config,
         )
         .map_err(Error::Handshake)?;
+        if let Some(inspector) = &self.inspector {
+            inspector.see(HandshakeStep::Request {
+                url,
+                head: &String::from_utf8_lossy(request.bytes()),
+            });
+        }
         stream.write_all(request.bytes()).await?;
         stream.flush().await?;
         let mut buf = BytesMut::with_capacity(1024);
@@ -377,11 +508,47 @@ impl ClientBuilder {
                 )));
             }
         };
+        if let Some(inspector) = &self.inspector {
+            inspector.see(HandshakeStep::Response {
+                status: response.status,
+                reason: &response.reason,
+                headers: &response.headers,
+            });
+        }
+        if response.status != 101 {
+            let error = match request.accept(&response, Arc::new(self.config.clone())) {
+                Err(error) => error,
+                Ok(_) => HandshakeError::new(response.status, "not 101 Switching Protocols"),
+            };
+            let error =
+                match crate::rejection::read_body(&mut stream, &response.headers, &buf[used..])
+                    .await
+                {
+                    Some(body) => error.with_body(body),
+                    None => error,
+                };
+            return Ok(Exchange::Refused {
+                error,
+                location: response.headers.get("location").map(str::to_string),
+            });
+        }
         let established = request.accept(&response, Arc::new(self.config.clone()))?;
         let mut ws = WebSocket::from_parts(stream, established.connection, &buf[used..]);
         ws.set_protocol(established.protocol);
         ws.set_keepalive(self.keepalive);
         ws.set_timeouts(self.timeouts);
-        Ok(ws)
+        Ok(Exchange::Open(ws))
     }
+}
+
+/// How an upgrade request was answered.
+enum Exchange<S> {
+    /// 101: the connection is open.
+    Open(WebSocket<S>),
+    /// Any other status (with the body read into the error), and the
+    /// `Location` header if there was one.
+    Refused {
+        error: HandshakeError,
+        location: Option<String>,
+    },
 }

@@ -35,7 +35,8 @@ pub enum Error {
     Timeout(&'static str),
     /// A URL that cannot be connected to.
     Url(Failure),
-    /// TLS setup or handshake failed.
+    /// TLS setup or handshake failed; [`Failure::is_certificate`] tells a
+    /// rejected server certificate apart.
     Tls(Failure),
     /// The outbound queue of a connection was full (slow consumer).
     QueueFull,
@@ -74,12 +75,39 @@ impl std::error::Error for Error {
     }
 }
 
+impl Error {
+    /// Whether trying again cannot help, so a reconnecting client should
+    /// give up at once: a bad URL, a rejected certificate, or a refusal
+    /// with a 3xx (a redirect not followed) or 4xx status other than 408
+    /// (request timeout) and 429 (too many requests), which say to come
+    /// back later. Everything else (refused, reset, timeouts, 5xx) may pass.
+    ///
+    /// ```
+    /// use duplex::{proto::HandshakeError, Error};
+    /// assert!(Error::Handshake(HandshakeError::new(403, "forbidden")).is_permanent());
+    /// assert!(!Error::Handshake(HandshakeError::new(429, "slow down")).is_permanent());
+    /// assert!(!Error::Handshake(HandshakeError::new(503, "busy")).is_permanent());
+    /// assert!(!Error::Timeout("connecting").is_permanent());
+    /// ```
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Error::Url(_) => true,
+            Error::Tls(failure) => failure.is_certificate(),
+            Error::Handshake(e) => {
+                matches!(e.status(), Some(s) if (300..500).contains(&s) && s != 408 && s != 429)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// What failed, in words, and the error that caused it when there is one
 /// ([`std::error::Error::source`]).
 #[derive(Debug)]
 pub struct Failure {
     what: String,
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    certificate: bool,
 }
 
 impl Failure {
@@ -88,6 +116,7 @@ impl Failure {
         Failure {
             what: what.into(),
             source: None,
+            certificate: false,
         }
     }
 
@@ -99,7 +128,21 @@ impl Failure {
         Failure {
             what: what.into(),
             source: Some(source.into()),
+            certificate: false,
         }
+    }
+
+    /// Marks the failure as a rejected server certificate.
+    pub(crate) fn certificate(mut self) -> Failure {
+        self.certificate = true;
+        self
+    }
+
+    /// Whether this is a rejected server certificate (unknown issuer,
+    /// wrong name, expired, ...): trying again cannot help; the user has
+    /// to trust the issuer or skip the check.
+    pub fn is_certificate(&self) -> bool {
+        self.certificate
     }
 
     /// What failed, without the cause.

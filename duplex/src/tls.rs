@@ -129,3 +129,63 @@ impl ServerCertVerifier for AcceptAnyCertificate {
         self.0.signature_verification_algorithms.supported_schemes()
     }
 }
+
+/// The error of a failed client TLS handshake with `host`, in words a user
+/// can act on: a rejected certificate is marked ([`Failure::is_certificate`]), with
+/// what is wrong with it, and a server that answers in plain text (HTTP
+/// where TLS was expected) is said to be one, instead of rustls's
+/// internal names for either.
+pub(crate) fn handshake_error(host: &str, error: std::io::Error) -> Error {
+    let Some(tls) = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        if error.kind() == std::io::ErrorKind::UnexpectedEof {
+            return Error::Tls(Failure::caused_by(
+                format!("{host} closed the connection during the TLS handshake (is it a plain ws:// server?)"),
+                error,
+            ));
+        }
+        return Error::Tls(Failure::caused_by("handshake", error));
+    };
+    match tls {
+        rustls::Error::InvalidCertificate(why) => {
+            let what = certificate_problem(why);
+            let tls = tls.clone();
+            Error::Tls(
+                Failure::caused_by(format!("the certificate of {host} {what}"), tls).certificate(),
+            )
+        }
+        rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+            Error::Tls(Failure::new(format!(
+                "{host} did not answer with TLS: it looks like a plain ws:// server"
+            )))
+        }
+        _ => Error::Tls(Failure::caused_by("handshake", error)),
+    }
+}
+
+/// What is wrong with a rejected certificate, as the end of a sentence.
+fn certificate_problem(why: &rustls::CertificateError) -> String {
+    use rustls::CertificateError as E;
+    match why {
+        E::UnknownIssuer => "is signed by an issuer that is not trusted".into(),
+        E::NotValidForName | E::NotValidForNameContext { .. } => {
+            "is not valid for this host name".into()
+        }
+        E::Expired | E::ExpiredContext { .. } => "has expired".into(),
+        E::NotValidYet | E::NotValidYetContext { .. } => "is not valid yet".into(),
+        E::Revoked => "has been revoked".into(),
+        E::BadSignature => "has a bad signature".into(),
+        E::BadEncoding => "cannot be parsed".into(),
+        E::InvalidPurpose | E::InvalidPurposeContext { .. } => {
+            "is not meant for a TLS server".into()
+        }
+        // webpki's reasons arrive boxed in `Other`; their Debug names are
+        // the only handle on them.
+        E::Other(other) if format!("{other:?}").contains("CaUsedAsEndEntity") => {
+            "is a CA certificate, not a server certificate".into()
+        }
+        other => format!("was rejected ({other})"),
+    }
+}

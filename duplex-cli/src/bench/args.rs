@@ -1,6 +1,7 @@
 //! The options of `duplex bench`, both modes' (the fan-out ones under
 //! their own heading), and their checks. Below both modes, which read them.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
@@ -53,6 +54,9 @@ pub struct BenchArgs {
     /// Accept any TLS certificate (testing only).
     #[arg(long)]
     pub(crate) insecure: bool,
+    /// Extra trusted root certificate (PEM) for wss://, as in `duplex connect`.
+    #[arg(long, value_name = "CERT.pem")]
+    pub(crate) ca: Option<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -69,19 +73,28 @@ pub struct BenchArgs {
 }
 
 impl BenchArgs {
-    /// A client for `url` with the shared connection options.
-    pub(crate) fn client(&self, url: &str) -> ClientBuilder {
+    /// A client for `url` with the shared connection options; fails when
+    /// `--ca` cannot be read.
+    pub(crate) fn client(&self, url: &str) -> Result<ClientBuilder, String> {
         let mut config = Config::default();
         if !self.compress {
             config.deflate = None;
         }
-        let builder = ClientBuilder::new(url)
+        let mut builder = ClientBuilder::new(url)
             .config(config)
             .danger_accept_invalid_certs(self.insecure);
-        match &self.proxy {
+        if let Some(ca) = &self.ca {
+            let pem = std::fs::read(ca).map_err(|e| format!("reading {}: {e}", ca.display()))?;
+            builder = builder
+                .add_root_certificates_pem(&pem)
+                .map_err(|e| format!("{}: {e}", ca.display()))?;
+        }
+        // A benchmark goes through a proxy only when told, never from
+        // the environment.
+        Ok(match &self.proxy {
             Some(proxy) => builder.proxy(proxy),
             None => builder.no_proxy(),
-        }
+        })
     }
 
     /// The warm-up and the measured duration, checked.

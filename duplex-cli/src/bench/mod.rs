@@ -96,7 +96,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         histogram: Mutex::new(histogram),
         first_error: Mutex::new(None),
     });
-    let builder = args.client(&args.urls[0]);
+    let builder = args.client(&args.urls[0])?;
     let message = payload(args.size, args.text);
 
     // Open every connection first, then start.
@@ -116,6 +116,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         return Err(first.unwrap_or_else(|| "no connection could be opened".into()));
     }
     let connected = sockets.len();
+    let compressed = sockets.iter().filter(|ws| ws.is_compressed()).count();
     let workers: Vec<_> = sockets
         .into_iter()
         .map(|ws| tokio::spawn(drive(ws, message.clone(), args.inflight, shared.clone())))
@@ -154,7 +155,29 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     for worker in workers {
         let _ = tokio::time::timeout(Duration::from_secs(5), worker).await;
     }
-    report(&args, &shared, connected, elapsed);
+    report(&args, &shared, connected, compressed, elapsed);
+    if shared.errors.mismatch.load(Ordering::Relaxed) > 0 {
+        let first = shared
+            .first_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        return Err(format!(
+            "{} does not echo: {}",
+            args.urls[0],
+            first.unwrap_or_default()
+        ));
+    }
+    if shared.progress.load(Ordering::Relaxed) == 0 {
+        return Err(format!(
+            "nothing came back from {} in {:.1} s: is it an echo endpoint?",
+            args.urls[0],
+            warmup.as_secs_f64() + elapsed
+        ));
+    }
+    if shared.echoes.load(Ordering::Relaxed) == 0 {
+        return Err("no echo completed inside the measured window".into());
+    }
     if shared.errors.total() > 0 {
         let first = shared
             .first_error
@@ -250,7 +273,8 @@ async fn drive(
     let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
 }
 
-fn report(args: &BenchArgs, shared: &Shared, connected: usize, elapsed: f64) {
+/// Prints the report; `compressed` connections negotiated permessage-deflate.
+fn report(args: &BenchArgs, shared: &Shared, connected: usize, compressed: usize, elapsed: f64) {
     let h = shared.histogram.lock().unwrap_or_else(|p| p.into_inner());
     let echoes = shared.echoes.load(Ordering::Relaxed);
     let rate = echoes as f64 / elapsed.max(1e-9);
@@ -264,10 +288,14 @@ fn report(args: &BenchArgs, shared: &Shared, connected: usize, elapsed: f64) {
         e.closed.load(Ordering::Relaxed),
         e.protocol.load(Ordering::Relaxed),
     );
-    let status = if e.total() == 0 { "OK" } else { "ERRORS" };
+    let status = if e.total() == 0 && echoes > 0 {
+        "OK"
+    } else {
+        "ERRORS"
+    };
     if args.json {
         println!(
-            "{{\"url\":{:?},\"status\":\"{status}\",\"connections\":{connected},\"size\":{},\"inflight\":{},\"text\":{},\"compress\":{},\
+            "{{\"url\":{:?},\"status\":\"{status}\",\"connections\":{connected},\"size\":{},\"inflight\":{},\"text\":{},\"compress\":{},\"compression_negotiated\":{compressed},\
              \"seconds\":{elapsed:.3},\"messages\":{echoes},\"msgs_per_s\":{rate:.1},\"MB_per_s\":{mb:.3},\
              \"latency_us\":{},\
              \"errors\":{{\"connect\":{connect},\"mismatch\":{mismatch},\"closed\":{closed},\"protocol\":{protocol}}}}}",
@@ -286,16 +314,19 @@ fn report(args: &BenchArgs, shared: &Shared, connected: usize, elapsed: f64) {
         args.size,
         if args.text { "text" } else { "binary" },
         args.inflight,
-        if args.compress {
-            ", compression offered"
-        } else {
-            ""
+        match (args.compress, compressed) {
+            (false, _) => String::new(),
+            (true, 0) => ", compression offered but NOT negotiated".to_string(),
+            (true, n) if n == connected => ", permessage-deflate negotiated".to_string(),
+            (true, n) => format!(", permessage-deflate negotiated on {n} of {connected}"),
         }
     );
     println!("  messages/s   {rate:>12.0}");
     println!("  MB/s         {mb:>12.2}");
     println!("  latency µs   {latency}");
-    if e.total() == 0 {
+    if e.total() == 0 && echoes == 0 {
+        println!("  ERRORS       no echo came back");
+    } else if e.total() == 0 {
         println!("  errors       none");
     } else {
         println!(

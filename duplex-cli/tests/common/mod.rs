@@ -7,6 +7,7 @@
 
 pub mod certs;
 pub mod chat;
+pub mod cli_run;
 pub mod cluster;
 pub mod connect_proxy;
 pub mod delivery;

@@ -140,6 +140,10 @@ pub enum ClientEvent {
     ConnectFailed {
         /// Why.
         error: String,
+        /// Trying again cannot help ([`Error::is_permanent`]: a bad URL,
+        /// a rejected certificate, a 4xx refusal other than 408/429): the
+        /// client stops right after this event, with `gave_up` set.
+        permanent: bool,
     },
     /// The next attempt starts after `delay`.
     Reconnecting {
@@ -154,7 +158,8 @@ pub enum ClientEvent {
     Stopped {
         /// Messages not confirmed, oldest first (some may have arrived).
         undelivered: Vec<Message>,
-        /// Whether it gave up after `max_attempts`.
+        /// Whether it gave up: after `max_attempts`, or at once on a
+        /// permanent error (see [`ClientEvent::ConnectFailed`]).
         gave_up: bool,
     },
 }
@@ -277,10 +282,12 @@ async fn run(
             }
             Err(error) => {
                 failures += 1;
+                let permanent = error.is_permanent();
                 let _ = events.send(ClientEvent::ConnectFailed {
                     error: error.to_string(),
+                    permanent,
                 });
-                if policy.max_attempts.is_some_and(|max| failures >= max) {
+                if permanent || policy.max_attempts.is_some_and(|max| failures >= max) {
                     break true;
                 }
             }

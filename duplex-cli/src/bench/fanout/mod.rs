@@ -201,7 +201,7 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
             let template = &args.urls[(room + k) % args.urls.len()];
             args.client(&room_url(template, &format!("{}{room}", fan.room_prefix)))
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     let mut sockets = Vec::with_capacity(members);
     let mut failed = Vec::new();
     for opened in open_all(builders).await {
