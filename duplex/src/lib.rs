@@ -87,6 +87,9 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 pub mod backplane;
 mod budget;
 mod client;
@@ -95,6 +98,9 @@ mod error;
 mod handler;
 mod history;
 mod hub;
+#[cfg(feature = "hyper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+pub mod hyper;
 mod io;
 mod keepalive;
 pub mod presence;
