@@ -55,11 +55,17 @@ pub(crate) fn switching_response(parts: &AcceptedParts) -> Option<http::Response
     Some(response)
 }
 
-/// The response of a refused handshake: its status, headers and text body.
+/// The response of a refused handshake: its status, headers and text body,
+/// and `Connection: close`, as duplex's own server answers: a client that
+/// asked to switch protocols and was refused starts over on a new
+/// connection (hyper then closes this one after the response).
 pub(crate) fn rejection_response(parts: &RejectedParts) -> http::Response<Full<Bytes>> {
     let mut response = http::Response::new(Full::new(Bytes::from(parts.body.clone())));
     *response.status_mut() =
         StatusCode::from_u16(parts.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
     if fill(response.headers_mut(), &parts.headers).is_none() {
         // The engine's own lines are constants; this is unreachable in
         // practice, and a bare 500 is still an answer.
