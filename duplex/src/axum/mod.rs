@@ -42,7 +42,7 @@
 //! with (400, 405 with `Allow: GET`, 426 with `Upgrade: websocket` and
 //! `Sec-WebSocket-Version: 13`), before the route's code runs. Route
 //! parameters (`{room}`) come from axum's router into the
-//! [`UpgradeRequest`](crate::UpgradeRequest) handlers see.
+//! [`UpgradeRequest`] handlers see.
 //!
 //! `axum::serve` upgrades connections as hyper needs (see the
 //! [`hyper`](crate::hyper) module's pitfalls for a server of your own);

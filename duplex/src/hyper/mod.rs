@@ -5,7 +5,7 @@
 //! from the service (`101 Switching Protocols`, or the refusal duplex's
 //! own [`Server`](crate::Server) would send: 400, 405, 426 with
 //! `Sec-WebSocket-Version: 13`, ...) and an [`UpgradeFuture`] that
-//! becomes the [`WebSocket`](crate::WebSocket) once hyper has sent the
+//! becomes the [`WebSocket`] once hyper has sent the
 //! 101. Validation, subprotocol choice and `permessage-deflate` are the
 //! engine's ([`duplex_proto::handshake::server::accept_parts`]); the
 //! engine settings, keepalive, timeouts, memory budget and rooms are the
