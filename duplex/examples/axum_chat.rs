@@ -35,10 +35,7 @@ async fn auth(request: Request, next: Next) -> Result<Response, StatusCode> {
 /// `GET /api/rooms/{room}`: how many are in a room, from the same hub the
 /// chat connections run in.
 async fn room_info(State(hub): State<Arc<Hub>>, Path(room): Path<String>) -> String {
-    format!(
-        "{{\"room\":{room:?},\"members\":{}}}\n",
-        hub.rooms().member_count(&room)
-    )
+    format!("{room}: {} member(s)\n", hub.rooms().member_count(&room))
 }
 
 /// `/chat/{room}`: every message reaches the room's other members.
