@@ -19,7 +19,7 @@
 #   clippy       cargo clippy --workspace --all-targets -- -D warnings (default features)
 #   features     cargo clippy --all-targets -- -D warnings for each feature set:
 #                duplex-proto: --no-default-features, --features deflate;
-#                duplex: --no-default-features, deflate, tls, redis (each alone),
+#                duplex: --no-default-features, deflate, tls, redis, hyper, axum (each alone),
 #                --all-features; the workspace with --all-features
 #                (every set runs; the step fails if any of them does)
 #   doc          RUSTDOCFLAGS='-D warnings' cargo doc --workspace --no-deps
@@ -240,6 +240,8 @@ FEATURE_SETS=(
   "-p duplex-ws --no-default-features --features deflate"
   "-p duplex-ws --no-default-features --features tls"
   "-p duplex-ws --no-default-features --features redis"
+  "-p duplex-ws --no-default-features --features hyper"
+  "-p duplex-ws --no-default-features --features axum"
   "-p duplex-ws --all-features"
   "--workspace --all-features"
 )

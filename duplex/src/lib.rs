@@ -58,8 +58,9 @@
 //!   never waits, goes through a bounded queue with a slow-consumer policy
 //!   ([`QueueLimits`]), and [`Rooms`] relay to many.
 //!
-//! Both run on duplex's [`Server`] (`route` and `handler`), and the
-//! Handler API also on any acceptor through [`Hub::run_handler`].
+//! Both run on duplex's [`Server`] (`route` and `handler`), inside an
+//! axum or hyper app (features `axum`, `hyper`), and the Handler API
+//! also on any acceptor through [`Hub::run_handler`].
 //!
 //! ## Cancellation safety
 //!
@@ -82,11 +83,16 @@
 //! | `deflate` | on | `permessage-deflate` (RFC 7692), negotiated the way browsers offer it |
 //! | `tls` | on | `wss://` for server and client with rustls (the `tls` module, `ReadAhead`) |
 //! | `redis` | off | [`backplane::RedisBackplane`]: rooms across processes and machines over Redis (with `tls`, also `rediss://`) |
+//! | `hyper` | off | the `hyper` module: WebSocket upgrades inside a hyper 1 server (HTTP/1.1), with duplex's handshake, engine and Handler API |
+//! | `axum` | off | the `axum` module: the `WebSocketUpgrade` extractor for axum 0.8, with `on_upgrade` and the Handler API in a shared [`Hub`] (implies `hyper`) |
 //!
 //! The `duplex` command (crate `duplex-cli`) turns on what it uses.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
 pub mod backplane;
 mod budget;
 mod client;
@@ -96,6 +102,9 @@ mod handler;
 mod handshake_trace;
 mod history;
 mod hub;
+#[cfg(feature = "hyper")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hyper")))]
+pub mod hyper;
 mod io;
 mod keepalive;
 pub mod presence;

@@ -42,6 +42,21 @@ impl Params {
     }
 }
 
+/// Route parameters matched by another router (an HTTP framework's), for
+/// the [`UpgradeRequest`](crate::UpgradeRequest) of a connection it
+/// accepted.
+///
+/// ```
+/// use duplex::router::Params;
+/// let params: Params = [("room".to_string(), "lobby".to_string())].into_iter().collect();
+/// assert_eq!(params.get("room"), Some("lobby"));
+/// ```
+impl FromIterator<(String, String)> for Params {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(pairs: I) -> Params {
+        Params(pairs.into_iter().collect())
+    }
+}
+
 impl Pattern {
     /// Compiles a pattern such as `/echo`, `/chat/{room}` or `/static/*`.
     pub fn new(pattern: &str) -> Pattern {

@@ -21,159 +21,17 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use common::peers::{Peer, PeerCmd};
 use common::*;
 use duplex::{ClientBuilder, CloseCode, CloseFrame, Config, Error, Message, Server};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair, KeyUsagePurpose,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 /// The bound of one battery run or one peer check.
 const PEER_RUN: Duration = Duration::from_secs(120);
-
-// ---------------------------------------------------------------------------
-// Finding the peers
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the crate sits in the workspace")
-        .to_path_buf()
-}
-
-fn peers_dir() -> PathBuf {
-    std::env::var_os("DUPLEX_PEERS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("tests").join("peers"))
-}
-
-fn require_peers() -> bool {
-    std::env::var("DUPLEX_REQUIRE_PEERS").is_ok_and(|v| v == "1")
-}
-
-/// Reports a missing peer: fails under `DUPLEX_REQUIRE_PEERS=1`, else
-/// prints a loud message (the caller then returns early).
-fn missing(what: &str) {
-    if require_peers() {
-        panic!("DUPLEX_REQUIRE_PEERS=1 but {what}");
-    }
-    eprintln!();
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    eprintln!("!!! SKIPPED: {what}");
-    eprintln!("!!! (set DUPLEX_PYTHON / DUPLEX_NODE_MODULES, or DUPLEX_REQUIRE_PEERS=1");
-    eprintln!("!!!  to make this a failure; scripts/test.sh sets them all)");
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    eprintln!();
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Peer {
-    Python,
-    Node,
-}
-
-/// How to run one peer's scripts.
-#[derive(Clone)]
-struct PeerCmd {
-    peer: Peer,
-    program: PathBuf,
-    node_path: Option<PathBuf>,
-    dir: PathBuf,
-}
-
-impl PeerCmd {
-    /// The peer's interpreter and directory, or `None` (reported) when it
-    /// is not available.
-    async fn find(peer: Peer) -> Option<PeerCmd> {
-        let dir = peers_dir();
-        let script = match peer {
-            Peer::Python => "py_echo_server.py",
-            Peer::Node => "node_echo_server.js",
-        };
-        if !dir.join(script).is_file() {
-            missing(&format!("{script} is not in {}", dir.display()));
-            return None;
-        }
-        match peer {
-            Peer::Python => {
-                let python = std::env::var_os("DUPLEX_PYTHON")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| workspace_root().join(".venv-test/bin/python"));
-                let ok = Command::new(&python)
-                    .args(["-c", "import websockets"])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .await
-                    .is_ok_and(|s| s.success());
-                if !ok {
-                    missing(&format!(
-                        "no python with `websockets` (tried {}; set DUPLEX_PYTHON)",
-                        python.display()
-                    ));
-                    return None;
-                }
-                Some(PeerCmd {
-                    peer,
-                    program: python,
-                    node_path: None,
-                    dir,
-                })
-            }
-            Peer::Node => {
-                let modules = std::env::var_os("DUPLEX_NODE_MODULES")
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| dir.join("node_modules"));
-                if !modules.join("ws").is_dir() {
-                    missing(&format!(
-                        "no node_modules with `ws` (tried {}; set DUPLEX_NODE_MODULES)",
-                        modules.display()
-                    ));
-                    return None;
-                }
-                let ok = Command::new("node")
-                    .arg("--version")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .await
-                    .is_ok_and(|s| s.success());
-                if !ok {
-                    missing("`node` is not on PATH");
-                    return None;
-                }
-                Some(PeerCmd {
-                    peer,
-                    program: PathBuf::from("node"),
-                    node_path: Some(modules),
-                    dir,
-                })
-            }
-        }
-    }
-
-    fn command(&self, script: &str) -> Command {
-        let script = match (self.peer, script) {
-            (Peer::Python, "echo_server") => "py_echo_server.py",
-            (Peer::Python, _) => "py_client_battery.py",
-            (Peer::Node, "echo_server") => "node_echo_server.js",
-            (Peer::Node, _) => "node_client_battery.js",
-        };
-        let mut cmd = Command::new(&self.program);
-        cmd.arg(self.dir.join(script));
-        if let Some(modules) = &self.node_path {
-            let mut path = modules.clone().into_os_string();
-            if let Some(old) = std::env::var_os("NODE_PATH") {
-                path.push(":");
-                path.push(old);
-            }
-            cmd.env("NODE_PATH", path);
-        }
-        cmd.kill_on_drop(true);
-        cmd
-    }
-}
 
 // ---------------------------------------------------------------------------
 // Certificates

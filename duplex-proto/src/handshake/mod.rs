@@ -21,6 +21,7 @@
 pub mod client;
 mod headers;
 mod negotiate;
+mod parts;
 pub mod server;
 
 pub use headers::{check_header, Headers, InvalidHeader};

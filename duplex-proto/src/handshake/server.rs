@@ -18,19 +18,23 @@
 //! assert_eq!(accepted.connection.role(), duplex_proto::Role::Server);
 //! ```
 //!
-//! An HTTP framework that parses requests itself (hyper, axum) uses
-//! [`validate_request`] and [`negotiate`] on its own request type's
-//! headers and writes the response head its own way; [`accept`] is both
-//! plus the HTTP/1.1 response bytes.
+//! An HTTP framework that parses requests itself (hyper, axum) builds a
+//! [`Request`] from its own request type ([`Request::new`],
+//! [`Request::with_minor_version`]) and takes the same decisions as
+//! header lists: [`accept_parts`] (the 101's headers and the engine) and
+//! [`reject_parts`] (status, headers and body of a refusal); [`accept`]
+//! and [`reject_response`] are those plus the HTTP/1.1 bytes.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use base64::Engine;
 
-use super::headers::{check_value, wire_value, InvalidHeader};
+use super::headers::{check_value, wire_value};
 use super::negotiate::server_extensions;
-use super::{accept_key, HandshakeLimits, HeaderSlots, Headers};
+use super::parts::push_status_headers;
+pub use super::parts::{accept_parts, reject_parts, AcceptedParts, RejectedParts};
+use super::{HandshakeLimits, HeaderSlots, Headers};
 use crate::config::Config;
 use crate::connection::Connection;
 use crate::error::HandshakeError;
@@ -82,21 +86,15 @@ pub fn accept(
     config: Arc<Config>,
     choice: Choice,
 ) -> Result<Accepted, HandshakeError> {
-    validate_request(request)?;
-    check_choice(&choice)
-        .map_err(|e| HandshakeError::new(500, format!("invalid response header: {e}")))?;
-    let headers = choice.headers.clone();
-    let negotiated = negotiate(request.headers(), config, choice)?;
-    let response = accept_response(
-        request,
-        negotiated.protocol.as_deref(),
-        negotiated.extensions.as_deref(),
-        &headers,
-    );
+    let parts = accept_parts(request, config, choice)?;
+    let mut head = String::with_capacity(256);
+    head.push_str("HTTP/1.1 101 Switching Protocols\r\n");
+    write_headers(&mut head, &parts.headers);
+    head.push_str("\r\n");
     Ok(Accepted {
-        response,
-        connection: negotiated.connection,
-        protocol: negotiated.protocol,
+        response: head.into_bytes(),
+        connection: parts.connection,
+        protocol: parts.protocol,
     })
 }
 
@@ -134,16 +132,6 @@ pub fn negotiate(
     })
 }
 
-/// Checks what the application chose before it goes into the response.
-fn check_choice(choice: &Choice) -> Result<(), InvalidHeader> {
-    if let Some(protocol) = &choice.protocol {
-        // Chosen among the request's tokens, which a request built by hand
-        // ([`Request::new`]) may fill with anything.
-        check_value("Sec-WebSocket-Protocol", protocol)?;
-    }
-    choice.headers.validate()
-}
-
 /// A parsed HTTP request head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -163,6 +151,13 @@ impl Request {
             minor_version: 1,
             headers,
         }
+    }
+
+    /// The same request as HTTP/1.`minor` (a framework that parsed an
+    /// HTTP/1.0 request says so: [`validate_request`] refuses it with 400).
+    pub fn with_minor_version(mut self, minor: u8) -> Request {
+        self.minor_version = minor;
+        self
     }
 
     /// The HTTP method (`GET` for a WebSocket upgrade).
@@ -311,36 +306,6 @@ pub fn validate_request(request: &Request) -> Result<(), HandshakeError> {
     }
 }
 
-/// The `101 Switching Protocols` response to a validated request, with the
-/// chosen subprotocol, the agreed extensions and any extra headers.
-fn accept_response(
-    request: &Request,
-    protocol: Option<&str>,
-    extensions: Option<&str>,
-    extra: &Headers,
-) -> Vec<u8> {
-    let key = request
-        .headers
-        .get("sec-websocket-key")
-        .unwrap_or("")
-        .trim();
-    let mut head = String::with_capacity(256);
-    head.push_str(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n",
-    );
-    let _ = write!(head, "Sec-WebSocket-Accept: {}\r\n", accept_key(key));
-    if let Some(protocol) = protocol {
-        let _ = write!(head, "Sec-WebSocket-Protocol: {}\r\n", wire_value(protocol));
-    }
-    if let Some(extensions) = extensions {
-        // Built by the engine (`DeflateParams::to_header_value`): tokens only.
-        let _ = write!(head, "Sec-WebSocket-Extensions: {extensions}\r\n");
-    }
-    write_headers(&mut head, extra);
-    head.push_str("\r\n");
-    head.into_bytes()
-}
-
 /// A plain HTTP response that ends the connection: a rejected handshake
 /// (with a short text body saying why) or an ordinary page.
 ///
@@ -382,14 +347,9 @@ fn response_head(status: u16, content_type: &str, body: &[u8], extra: &Headers) 
     let _ = write!(head, "Content-Type: {}\r\n", wire_value(content_type));
     let _ = write!(head, "Content-Length: {}\r\n", body.len());
     head.push_str("Connection: close\r\n");
-    if status == 426 {
-        head.push_str("Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n");
-    }
-    // A WebSocket endpoint allows GET; a route that allows other methods
-    // says so with its own `Allow`.
-    if status == 405 && extra.get("allow").is_none() {
-        head.push_str("Allow: GET\r\n");
-    }
+    let mut status_headers = Headers::default();
+    push_status_headers(&mut status_headers, status, extra);
+    write_headers(&mut head, &status_headers);
     write_headers(&mut head, extra);
     head.push_str("\r\n");
     let mut out = head.into_bytes();
@@ -479,16 +439,29 @@ mod tests {
         assert_eq!(req.query(), Some("room=1"));
         assert_eq!(req.protocols(), vec!["chat", "superchat"]);
         assert_eq!(req.origin(), Some("http://example.com"));
-        let resp = String::from_utf8(accept_response(
-            &req,
-            Some("chat"),
-            None,
-            &Headers::default(),
-        ))
-        .unwrap();
-        assert!(resp.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
-        assert!(resp.contains("Sec-WebSocket-Protocol: chat\r\n"));
-        assert!(resp.ends_with("\r\n\r\n"));
+        let choice = Choice {
+            protocol: Some("chat".into()),
+            headers: Headers::default(),
+        };
+        let accepted = accept(&req, Config::default().into(), choice.clone()).unwrap();
+        let resp = String::from_utf8(accepted.response).unwrap();
+        assert_eq!(
+            resp,
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+            Connection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+            Sec-WebSocket-Protocol: chat\r\n\r\n"
+        );
+        // The parts are the same lines.
+        let parts = accept_parts(&req, Config::default().into(), choice).unwrap();
+        let lines: String = parts
+            .headers
+            .iter()
+            .map(|(n, v)| format!("{n}: {v}\r\n"))
+            .collect();
+        assert_eq!(
+            resp,
+            format!("HTTP/1.1 101 Switching Protocols\r\n{lines}\r\n")
+        );
     }
 
     #[test]
@@ -561,6 +534,28 @@ mod tests {
         let resp = String::from_utf8(resp).unwrap();
         assert!(resp.starts_with("HTTP/1.1 426 Upgrade Required\r\n"));
         assert!(resp.contains("Sec-WebSocket-Version: 13\r\n"));
+    }
+
+    #[test]
+    fn rejected_parts_are_the_lines_of_the_rejection() {
+        for status in [400, 405, 426, 431, 503] {
+            let error = HandshakeError::new(status, "why");
+            let parts = reject_parts(&error);
+            assert_eq!(parts.status, status);
+            assert_eq!(parts.body, "why\n");
+            let written = parsed_headers(&reject_response(&error));
+            let mut expected: Vec<(String, String)> = parts
+                .headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect();
+            // The framing lines are the framework's own.
+            expected.insert(1, ("Content-Length".into(), "4".into()));
+            expected.insert(2, ("Connection".into(), "close".into()));
+            assert_eq!(written, expected, "{status}");
+        }
+        let request = parse(&GOOD.replace("HTTP/1.1", "HTTP/1.0"));
+        assert_eq!(request, parse(GOOD).with_minor_version(0));
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! Each test binary uses only some of them, hence `allow(dead_code)`.
 #![allow(dead_code)]
 
+#[cfg(feature = "hyper")]
+pub mod adapters;
 pub mod battery;
+pub mod peers;
 
 use std::future::Future;
 use std::net::SocketAddr;
