@@ -25,7 +25,7 @@
 #   doc          RUSTDOCFLAGS='-D warnings' cargo doc --workspace --no-deps
 #   test-debug   cargo test -p duplex-proto (debug build: overflow checks on)
 #   build        cargo build --release --workspace
-#   test         cargo test --profile ci-test --workspace (release optimisation
+#   test         cargo test --profile ci-test --workspace --all-features (release optimisation
 #                without fat LTO: see [profile.ci-test] in Cargo.toml)
 #   node-tests   node --test tests/browser/*.test.mjs (headless Chromium)
 #   fuzz         scripts/fuzz.sh (every cargo-fuzz target of fuzz/ for FUZZ_SECONDS;
@@ -405,7 +405,7 @@ step doc "RUSTDOCFLAGS='-D warnings' cargo doc --workspace --no-deps" \
   env RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
 step test-debug "cargo test -p duplex-proto (debug: overflow checks)" cargo test -p duplex-proto
 step build "cargo build --release --workspace" cargo build --release --workspace
-step test "cargo test --profile ci-test --workspace" cargo test --profile ci-test --workspace
+step test "cargo test --profile ci-test --workspace --all-features" cargo test --profile ci-test --workspace --all-features
 step node-tests "node --test tests/browser/*.test.mjs" node_tests
 FUZZ_EACH="${FUZZ_SECONDS:-20}"     # what fuzz.sh runs: at least 60 with CI=true
 if [ "${CI:-}" = true ] && [ "$FUZZ_EACH" -lt 60 ]; then FUZZ_EACH=60; fi
