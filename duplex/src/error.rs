@@ -133,6 +133,7 @@ impl Failure {
     }
 
     /// Marks the failure as a rejected server certificate.
+    #[cfg(feature = "tls")]
     pub(crate) fn certificate(mut self) -> Failure {
         self.certificate = true;
         self
