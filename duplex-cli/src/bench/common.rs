@@ -1,12 +1,30 @@
 //! What the echo and the fan-out modes share: the latency histogram and
 //! its figures, the progress bar, and opening the connections.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use duplex::{ClientBuilder, ClientSocket};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::Semaphore;
+
+/// The first error of a run, kept word for word for its report; later
+/// ones are only counted (by the caller).
+#[derive(Default)]
+pub(crate) struct FirstError(Mutex<Option<String>>);
+
+impl FirstError {
+    /// Keeps `what` if no error came before it.
+    pub(crate) fn note(&self, what: String) {
+        let mut first = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        first.get_or_insert(what);
+    }
+
+    /// The first error, if any.
+    pub(crate) fn get(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
 
 /// A latency histogram in µs: 1 µs to 60 s, three significant digits.
 pub(crate) fn latency_histogram() -> Histogram<u64> {

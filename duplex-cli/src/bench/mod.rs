@@ -22,7 +22,7 @@ use duplex::{Message, Utf8Bytes};
 use hdrhistogram::Histogram;
 
 pub(crate) use args::{BenchArgs, FANOUT_HELP};
-use common::{latency_histogram, open_all, progress_bar, Percentiles};
+use common::{latency_histogram, open_all, progress_bar, FirstError, Percentiles};
 
 /// Error counters, by kind.
 #[derive(Default)]
@@ -51,14 +51,13 @@ struct Shared {
     progress: AtomicU64,
     errors: Errors,
     histogram: Mutex<Histogram<u64>>,
-    first_error: Mutex<Option<String>>,
+    first_error: FirstError,
 }
 
 impl Shared {
     fn note_error(&self, counter: &AtomicU64, what: String) {
         counter.fetch_add(1, Ordering::Relaxed);
-        let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
-        first.get_or_insert(what);
+        self.first_error.note(what);
     }
 }
 
@@ -94,7 +93,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         progress: AtomicU64::new(0),
         errors: Errors::default(),
         histogram: Mutex::new(histogram),
-        first_error: Mutex::new(None),
+        first_error: FirstError::default(),
     });
     let builder = args.client(&args.urls[0])?;
     let message = payload(args.size, args.text);
@@ -108,11 +107,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         }
     }
     if sockets.is_empty() {
-        let first = shared
-            .first_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let first = shared.first_error.get();
         return Err(first.unwrap_or_else(|| "no connection could be opened".into()));
     }
     let connected = sockets.len();
@@ -157,11 +152,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
     }
     report(&args, &shared, connected, compressed, elapsed);
     if shared.errors.mismatch.load(Ordering::Relaxed) > 0 {
-        let first = shared
-            .first_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let first = shared.first_error.get();
         return Err(format!(
             "{} does not echo: {}",
             args.urls[0],
@@ -179,11 +170,7 @@ pub async fn run(args: BenchArgs) -> Result<(), String> {
         return Err("no echo completed inside the measured window".into());
     }
     if shared.errors.total() > 0 {
-        let first = shared
-            .first_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let first = shared.first_error.get();
         return Err(format!(
             "the run had {} error(s); first: {}",
             shared.errors.total(),

@@ -27,7 +27,7 @@ use hdrhistogram::Histogram;
 use tokio::sync::watch;
 
 use super::args::{seconds, BenchArgs};
-use super::common::{latency_histogram, open_all, progress_bar};
+use super::common::{latency_histogram, open_all, progress_bar, FirstError};
 use tally::Counts;
 use wire::Wire;
 
@@ -107,14 +107,13 @@ pub struct Live {
     /// The latencies of the measured window, in µs.
     histogram: Mutex<Option<Histogram<u64>>>,
     /// The first disconnect's reason.
-    first_error: Mutex<Option<String>>,
+    first_error: FirstError,
 }
 
 impl Live {
     /// Keeps the first disconnect's reason.
     fn note_error(&self, what: String) {
-        let mut first = self.first_error.lock().unwrap_or_else(|p| p.into_inner());
-        first.get_or_insert(what);
+        self.first_error.note(what);
     }
 
     /// Adds latencies (µs) to the run's histogram.
@@ -308,11 +307,7 @@ pub async fn run(args: &BenchArgs) -> Result<(), String> {
         .unwrap_or_else(|p| p.into_inner())
         .take()
         .unwrap_or_else(latency_histogram);
-    let first_error = live
-        .first_error
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
+    let first_error = live.first_error.get();
     let run = report::Run {
         args,
         plan: &plan,
