@@ -119,6 +119,16 @@ pub struct ServeArgs {
     #[arg(long, value_name = "TOKEN", env = "DUPLEX_PUBLISH_TOKEN", hide_env_values = true,
           value_parser = crate::publish::parse_token)]
     publish_token: Option<crate::publish::PublishToken>,
+    /// Let only pages of this origin (scheme://host[:port]) open a
+    /// WebSocket; repeat for more. Browsers on other origins get 403;
+    /// clients that send no Origin are not browsers and pass. Default:
+    /// every origin.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origin: Vec<String>,
+    /// A subprotocol the server speaks; repeat for more, most preferred
+    /// first. The first of these that the client offers is agreed.
+    #[arg(long = "subprotocol", value_name = "NAME")]
+    subprotocol: Vec<String>,
 }
 
 /// A size in bytes, with an optional K, M or G suffix (powers of 1024).
@@ -194,7 +204,11 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         .http("/", |_| HttpResponse::html(crate::page::chat()))
         .http_async("/presence/{room}", move |request| {
             presence_json(presence.clone(), request.param("room").unwrap_or_default())
-        });
+        })
+        .protocols(args.subprotocol.iter().cloned());
+    if !args.allow_origin.is_empty() {
+        server = server.allowed_origins(&args.allow_origin);
+    }
     if let Some(backplane) = &backplane {
         let backplane = backplane.clone();
         server = server.http("/backplane", move |_| {

@@ -8,7 +8,9 @@
 //!   ([`client::ClientRequest::accept`]: a ready [`Connection`]);
 //! - [`Headers`]: the header list both sides read, and [`check_header`],
 //!   which every header the application adds passes before it is written
-//!   (no control characters, names that are tokens: no header injection).
+//!   (no control characters, names that are tokens: no header injection);
+//! - [`AllowedOrigins`]: an `Origin` allow-list (403 for other pages);
+//! - [`choose_protocol`]: the subprotocol agreed from the client's offer.
 //!
 //! Subprotocol and extension negotiation happen inside these calls: the
 //! connection they return already has `permessage-deflate` on when it was
@@ -21,10 +23,14 @@
 pub mod client;
 mod headers;
 mod negotiate;
+mod origin;
 mod parts;
 pub mod server;
+mod subprotocol;
 
 pub use headers::{check_header, Headers, InvalidHeader};
+pub use origin::AllowedOrigins;
+pub use subprotocol::{choose_protocol, Preference};
 
 use base64::Engine;
 use sha1::{Digest, Sha1};

@@ -153,6 +153,17 @@ impl WebSocketUpgrade {
         self
     }
 
+    /// Lets only pages of these origins upgrade; another `Origin` is
+    /// refused with 403 (see [`UpgradeConfig::allowed_origins`]).
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> WebSocketUpgrade
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.config = self.config.allowed_origins(origins);
+        self
+    }
+
     /// Adds a header to the 101 response.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> WebSocketUpgrade {
         self.config = self.config.header(name, value);

@@ -87,7 +87,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use duplex_proto::handshake::server::{self as hs, Choice, RejectedParts};
-use duplex_proto::handshake::Headers;
+use duplex_proto::handshake::{choose_protocol, AllowedOrigins, Headers, Preference};
 use duplex_proto::{Config, HandshakeError};
 use http_body_util::Full;
 use hyper_util::rt::TokioIo;
@@ -135,6 +135,8 @@ pub struct UpgradeConfig {
     /// The engine settings of these upgrades, when not the hub's.
     engine: Option<Arc<Config>>,
     protocols: Vec<String>,
+    /// `None`: every origin may upgrade.
+    origins: Option<AllowedOrigins>,
     headers: Headers,
 }
 
@@ -163,6 +165,7 @@ impl UpgradeConfig {
             hub,
             engine: None,
             protocols: Vec::new(),
+            origins: None,
             headers: Headers::default(),
         }
     }
@@ -177,6 +180,24 @@ impl UpgradeConfig {
         S: Into<String>,
     {
         self.protocols = protocols.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Lets only pages of these origins (`scheme://host[:port]`) upgrade:
+    /// another `Origin` is refused with 403, as
+    /// [`Server::allowed_origins`](crate::Server::allowed_origins) does; a
+    /// request without `Origin` (no browser) passes.
+    ///
+    /// ```
+    /// let config = duplex::hyper::UpgradeConfig::new().allowed_origins(["https://chat.example"]);
+    /// # let _ = config;
+    /// ```
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> UpgradeConfig
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.origins = Some(AllowedOrigins::new(origins));
         self
     }
 
@@ -231,10 +252,7 @@ impl UpgradeConfig {
 
     /// The first offered subprotocol this server speaks.
     pub(crate) fn choose(&self, offered: &[&str]) -> Option<String> {
-        offered
-            .iter()
-            .find(|p| self.protocols.iter().any(|ours| ours == *p))
-            .map(|p| p.to_string())
+        choose_protocol(&self.protocols, offered, Preference::Client)
     }
 }
 
@@ -325,6 +343,11 @@ pub(crate) fn accept(
     // A request that is no valid upgrade is refused with the engine's
     // status before anything else is looked at.
     hs::validate_request(&engine_request).map_err(|e| Rejection::new(&e))?;
+    if let Some(origins) = &config.origins {
+        origins
+            .check(engine_request.origin())
+            .map_err(|e| Rejection::new(&e))?;
+    }
     let Some(on_upgrade) = on_upgrade else {
         return Err(Rejection::new(&HandshakeError::new(
             500,

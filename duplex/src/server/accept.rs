@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use duplex_proto::handshake::server::{self as hs, Choice, Request};
-use duplex_proto::handshake::HandshakeLimits;
+use duplex_proto::handshake::{choose_protocol, HandshakeLimits, Preference};
 use duplex_proto::{Connection, HandshakeError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -196,7 +196,7 @@ async fn read_request<S: AsyncRead + Unpin>(
     }
 }
 
-/// Asks the hook, lets the engine accept (validation, subprotocol and
+/// Checks the origin, asks the hook, lets the engine accept (validation, subprotocol and
 /// extension negotiation) and writes the 101 response. `Err(Some)` is
 /// answered with its status; `Err(None)` means the socket failed.
 async fn upgrade<S: AsyncWrite + Unpin>(
@@ -207,12 +207,20 @@ async fn upgrade<S: AsyncWrite + Unpin>(
 ) -> std::result::Result<(Connection, Option<String>), Option<HandshakeError>> {
     // A request that is no valid upgrade is refused before the hook sees it.
     hs::validate_request(request.http()).map_err(Some)?;
+    if let Some(allowed) = &server.allowed_origins {
+        allowed.check(request.http().origin()).map_err(Some)?;
+    }
     let decision = match &server.upgrade_hook {
         Some(hook) => hook(request),
         None => UpgradeDecision::accept(),
     };
     let choice = match decision {
-        UpgradeDecision::Accept { protocol, headers } => Choice { protocol, headers },
+        UpgradeDecision::Accept { protocol, headers } => Choice {
+            protocol: protocol.or_else(|| {
+                choose_protocol(&server.protocols, &request.protocols(), Preference::Server)
+            }),
+            headers,
+        },
         // A refusal must not read as an upgrade (101 without an accept
         // key) or a success: that is the hook's mistake, answered with 500.
         UpgradeDecision::Reject { status, .. } if status < 300 => {

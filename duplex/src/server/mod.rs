@@ -42,7 +42,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use duplex_proto::handshake::HandshakeLimits;
+use duplex_proto::handshake::{AllowedOrigins, HandshakeLimits};
 use duplex_proto::Config;
 use tokio::net::{TcpListener, ToSocketAddrs};
 
@@ -166,6 +166,10 @@ pub struct Server {
     queue_limits: QueueLimits,
     pub(crate) shutdown_grace: Duration,
     pub(crate) upgrade_hook: Option<UpgradeHook>,
+    /// `None`: every origin may upgrade.
+    pub(crate) allowed_origins: Option<AllowedOrigins>,
+    /// The subprotocols chosen from when no hook chose one.
+    pub(crate) protocols: Vec<String>,
     rooms: Arc<Rooms>,
     keepalive: Option<KeepAlive>,
     memory_budget: Option<Arc<MemoryBudget>>,
@@ -196,6 +200,8 @@ impl Server {
             queue_limits: QueueLimits::default(),
             shutdown_grace: Duration::from_secs(3),
             upgrade_hook: None,
+            allowed_origins: None,
+            protocols: Vec::new(),
             rooms: Arc::new(Rooms::new()),
             keepalive: None,
             memory_budget: None,
@@ -336,6 +342,50 @@ impl Server {
     {
         self.routes
             .push((Pattern::new(pattern), Route::HttpWithBody(Arc::new(f))));
+        self
+    }
+
+    /// Lets only pages of these origins (`scheme://host[:port]`) open a
+    /// WebSocket: a browser's upgrade with any other `Origin` is refused
+    /// with `403 Forbidden` before the [`on_upgrade`](Self::on_upgrade)
+    /// hook runs, so a foreign page cannot use the visitor's cookies
+    /// (RFC 6455 §10.2). A request without `Origin` is not from a browser
+    /// and passes. Scheme and host compare case-insensitively and the
+    /// default port may be left out ([`AllowedOrigins`]).
+    ///
+    /// ```
+    /// use duplex::Server;
+    ///
+    /// let server = Server::new().allowed_origins(["https://chat.example", "http://localhost:8080"]);
+    /// # let _ = server;
+    /// ```
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.allowed_origins = Some(AllowedOrigins::new(origins));
+        self
+    }
+
+    /// The subprotocols the server speaks, most preferred first. When the
+    /// [`on_upgrade`](Self::on_upgrade) hook (if any) chose none, the first
+    /// of this list that the client offered is agreed (the server's order
+    /// of preference); none when there is no common one, which is no error
+    /// (RFC 6455 §4.2.2).
+    ///
+    /// ```
+    /// use duplex::Server;
+    ///
+    /// let server = Server::new().protocols(["chat.v2", "chat.v1"]);
+    /// # let _ = server;
+    /// ```
+    pub fn protocols<I, S>(mut self, protocols: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.protocols = protocols.into_iter().map(Into::into).collect();
         self
     }
 
