@@ -50,7 +50,7 @@ impl AllowedOrigins {
             None => true,
             Some(origin) => {
                 let origin = normalise(origin);
-                self.origins.iter().any(|o| *o == origin)
+                self.origins.contains(&origin)
             }
         }
     }
