@@ -38,6 +38,14 @@ fn with_origin(path: &str, origin: &str) -> String {
     upgrade_request(path).replace("\r\n\r\n", &format!("\r\nOrigin: {origin}\r\n\r\n"))
 }
 
+/// Connects to `url` offering `protocols` in this order.
+async fn offering(url: &str, protocols: &[&str]) -> duplex::ClientSocket {
+    let client = protocols
+        .iter()
+        .fold(ClientBuilder::new(url), |client, p| client.protocol(*p));
+    client.connect().await.unwrap()
+}
+
 #[tokio::test]
 async fn foreign_origin_gets_403_with_a_body_and_no_hook_call() {
     let calls = Arc::new(AtomicUsize::new(0));
@@ -112,31 +120,17 @@ async fn protocols_are_chosen_in_the_servers_order() {
     let running = start(Arc::new(AtomicUsize::new(0))).await;
     within(TEST, "subprotocols", async {
         // The client prefers chat.v1; the server prefers chat.v2.
-        let mut ws = ClientBuilder::new(running.url("/p"))
-            .protocol("chat.v1")
-            .protocol("chat.v2")
-            .connect()
-            .await
-            .unwrap();
+        let mut ws = offering(&running.url("/p"), &["chat.v1", "chat.v2"]).await;
         assert_eq!(ws.protocol(), Some("chat.v2"));
         assert_eq!(ws.recv().await.unwrap().unwrap(), Message::text("chat.v2"));
         ws.close(None).await.unwrap();
 
-        let mut ws = ClientBuilder::new(running.url("/p"))
-            .protocol("other")
-            .protocol("chat.v1")
-            .connect()
-            .await
-            .unwrap();
+        let mut ws = offering(&running.url("/p"), &["other", "chat.v1"]).await;
         assert_eq!(ws.protocol(), Some("chat.v1"));
         ws.close(None).await.unwrap();
 
         // None in common: accepted without one.
-        let mut ws = ClientBuilder::new(running.url("/p"))
-            .protocol("other")
-            .connect()
-            .await
-            .unwrap();
+        let mut ws = offering(&running.url("/p"), &["other"]).await;
         assert_eq!(ws.protocol(), None);
         assert_eq!(ws.recv().await.unwrap().unwrap(), Message::text("none"));
         ws.close(None).await.unwrap();
@@ -181,12 +175,7 @@ async fn a_hooks_protocol_choice_wins() {
         .route("/p", tell_protocol);
     let running = Running::start(server).await;
     within(TEST, "the hook's choice", async {
-        let mut ws = ClientBuilder::new(running.url("/p"))
-            .protocol("chat.v2")
-            .protocol("chat.v1")
-            .connect()
-            .await
-            .unwrap();
+        let mut ws = offering(&running.url("/p"), &["chat.v2", "chat.v1"]).await;
         assert_eq!(ws.protocol(), Some("chat.v1"));
         ws.close(None).await.unwrap();
     })
